@@ -104,6 +104,7 @@ class PmcSeries:
     atl: FloatArray
     tsb: FloatArray
     ramp: FloatArray
+    prior_ctl: tuple[float, ...] = ()  # the RAMP_DAYS CTL values before `start`
 
     def index_of(self, day: dt.date) -> int:
         i = (_as_date(day) - self.start).days
@@ -114,7 +115,8 @@ class PmcSeries:
     def state_at(self, i: int) -> PmcState:
         """State after day i, to seed an incremental recompute from day i+1."""
         lo = max(0, i - RAMP_DAYS + 1)
-        return PmcState(float(self.ctl[i]), float(self.atl[i]), tuple(self.ctl[lo : i + 1].tolist()))
+        history = (*self.prior_ctl, *self.ctl[lo : i + 1].tolist())[-RAMP_DAYS:]
+        return PmcState(float(self.ctl[i]), float(self.atl[i]), history)
 
 
 def compute_pmc(
@@ -141,9 +143,10 @@ def compute_pmc(
         tsb = np.empty_like(ctl)
         tsb[:1] = seed.ctl - seed.atl
         tsb[1:] = ctl[:-1] - atl[:-1]
-    prior = np.concatenate([np.asarray(seed.padded_history()), ctl])
+    before = seed.padded_history()
+    prior = np.concatenate([np.asarray(before), ctl])
     ramp = ctl - prior[: ctl.size]
-    return PmcSeries(_as_date(start), load, ctl, atl, tsb, ramp)
+    return PmcSeries(_as_date(start), load, ctl, atl, tsb, ramp, tuple(before))
 
 
 def rest_days_to_fresh(ctl: float, atl: float, *, k_ctl: float, k_atl: float) -> float:

@@ -1,0 +1,54 @@
+"""The daily-history recompute that ties PMC, ACWR, monotony and readiness together."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from trainer.analysis.acwr import acwr_coupled
+from trainer.analysis.daily import acwr_norm, daily_history
+from trainer.analysis.physiology import AnalysisSettings, TsbTiming
+from trainer.analysis.pmc import compute_pmc
+
+D0 = dt.date(2024, 1, 1)
+
+
+def test_rows_line_up_with_the_component_functions() -> None:
+    load = np.tile([0.0, 60, 80, 0, 100, 50, 150], 6)
+    rows = daily_history(D0, load, settings=AnalysisSettings(tsb_timing=TsbTiming.SAME_DAY))
+    assert len(rows) == 42 and rows[0].date == D0 and rows[-1].date == D0 + dt.timedelta(days=41)
+    last = rows[-1]
+    assert last.ctl == pytest.approx(40.7059, rel=1e-4)
+    assert last.tsb == pytest.approx(-31.3582, rel=1e-4)
+    assert last.acwr_coupled == pytest.approx(acwr_coupled(load)[-1])
+    assert rows[26].acwr_coupled is None and rows[27].acwr_coupled is not None
+    assert rows[5].monotony is None and rows[6].monotony is not None
+    assert last.readiness_confidence == "low"
+    json.dumps([r.to_dict() for r in rows], allow_nan=False)
+
+
+def test_pmc_seed_passes_through() -> None:
+    load = np.full(10, 50.0)
+    full = compute_pmc(np.r_[np.full(5, 80.0), load], D0)
+    rows = daily_history(D0 + dt.timedelta(days=5), load, pmc_seed=full.state_at(4))
+    assert [r.ctl for r in rows] == pytest.approx(full.ctl[5:].tolist(), rel=1e-12)
+
+
+def test_readiness_columns() -> None:
+    rng = np.random.default_rng(3)
+    n = 90
+    rmssd = np.exp(rng.normal(4.1, 0.1, n))
+    rmssd[-7:] = np.exp(3.6)
+    rows = daily_history(D0, np.full(n, 40.0), rmssd_ms=rmssd, sleep_h=np.full(n, 7.5))
+    assert rows[-1].readiness_band in ("amber", "red")
+    assert rows[-1].readiness_confidence == "high"
+    assert any("below your 60-day baseline" in r for r in rows[-1].readiness_reasons)
+
+
+def test_acwr_norm() -> None:
+    assert acwr_norm(np.r_[np.full(27, np.nan), np.full(20, 1.0)]) is None
+    series = np.r_[np.full(27, np.nan), np.linspace(0.8, 1.2, 90)]
+    assert acwr_norm(series) == pytest.approx(1.0)

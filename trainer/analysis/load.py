@@ -42,6 +42,7 @@ __all__ = [
     "hrr_fraction",
     "lucia_from_hr",
     "lucia_trimp",
+    "nominal_interval",
     "session_rpe",
     "trimp_average_hr",
     "trimp_reference",
@@ -80,6 +81,8 @@ class CleanHr:
     dt_s: FloatArray
     n_samples: int
     spikes_replaced: int
+    nominal_s: float = 1.0
+    elapsed_s: float = 0.0
 
     @property
     def valid_fraction(self) -> float:
@@ -91,8 +94,13 @@ class CleanHr:
 
 
 def nominal_interval(time_s: FloatArray) -> float:
-    """Median positive sampling interval; robust to pauses and smart recording."""
-    d = np.diff(time_s)
+    """Median positive sampling interval of sorted times; robust to pauses and smart recording."""
+    return _nominal_from_diffs(np.diff(time_s))
+
+
+def _nominal_from_diffs(d: FloatArray) -> float:
+    if d.size and d[0] > 0 and bool((d == d[0]).all()):
+        return float(d[0])  # fixed-rate recording: skip the median
     d = d[d > 0]
     return float(np.median(d)) if d.size else 1.0
 
@@ -119,7 +127,7 @@ def _replace_spikes(hr: FloatArray, spike_bpm: float) -> tuple[FloatArray, int]:
     mid = hr[1:-1]
     d_prev = mid - hr[:-2]
     d_next = mid - hr[2:]
-    spike = (np.abs(d_prev) > spike_bpm) & (np.abs(d_next) > spike_bpm) & (np.sign(d_prev) == np.sign(d_next))
+    spike = ((d_prev > spike_bpm) & (d_next > spike_bpm)) | ((d_prev < -spike_bpm) & (d_next < -spike_bpm))
     n = int(spike.sum())
     if n == 0:
         return hr, 0
@@ -136,17 +144,25 @@ def clean_hr(
     h = np.asarray(hr, dtype=np.float64)
     if t.shape != h.shape or t.ndim != 1:
         raise ValueError("time_s and hr must be 1-D arrays of the same length")
-    index = np.flatnonzero(np.isfinite(t))
-    if index.size and np.any(np.diff(t[index]) < 0):
-        index = index[np.argsort(t[index], kind="stable")]
-    n_samples = int(index.size)
-    nominal = nominal_interval(t[index])
-    hv = h[index]
-    keep = np.isfinite(hv) & (hv >= settings.hr_min_bpm) & (hv <= settings.hr_max_bpm)
-    index = index[keep]
-    hv, n_spikes = _replace_spikes(hv[keep], settings.spike_bpm)
-    dt = sample_dt(t[index], nominal, settings.max_gap_s)
-    return CleanHr(index=index, hr=hv, dt_s=dt, n_samples=n_samples, spikes_replaced=n_spikes)
+    ok_t = np.isfinite(t)
+    n_samples = int(ok_t.sum())
+    index = np.arange(t.size)
+    tt, hh = t, h
+    if n_samples < t.size:
+        index, tt, hh = index[ok_t], t[ok_t], h[ok_t]
+    d = np.diff(tt)
+    if d.size and bool((d < 0).any()):
+        order = np.argsort(tt, kind="stable")
+        index, tt, hh = index[order], tt[order], hh[order]
+        d = np.diff(tt)
+    nominal = _nominal_from_diffs(d)
+    elapsed = float(tt[-1] - tt[0]) + nominal if tt.size else 0.0
+    keep = (hh >= settings.hr_min_bpm) & (hh <= settings.hr_max_bpm)  # NaN compares False
+    if not keep.all():
+        index, tt, hh = index[keep], tt[keep], hh[keep]
+    hv, n_spikes = _replace_spikes(hh, settings.spike_bpm)
+    dt = sample_dt(tt, nominal, settings.max_gap_s)
+    return CleanHr(index, hv, dt, n_samples, n_spikes, nominal, elapsed)
 
 
 # --------------------------------------------------------------------------- TRIMP family
@@ -154,8 +170,9 @@ def clean_hr(
 
 def hrr_fraction(hr: npt.ArrayLike, hr_rest: float, hr_max: float) -> FloatArray:
     """Fraction of HR reserve, clamped at 0 (below-rest HR earns no load)."""
-    x = (np.asarray(hr, dtype=np.float64) - hr_rest) / (hr_max - hr_rest)
-    return np.maximum(x, 0.0)
+    x = np.subtract(np.asarray(hr, dtype=np.float64), hr_rest)
+    x *= 1.0 / (hr_max - hr_rest)
+    return np.maximum(x, 0.0, out=x)
 
 
 def trimp_samples(
@@ -164,7 +181,10 @@ def trimp_samples(
     """Banister TRIMP integrated per sample; higher than the average-HR form for variable
     sessions because the weighting is convex."""
     x = hrr_fraction(hr, hr_rest, hr_max)
-    return float(np.dot(dt_s, x * np.exp(b * x))) * a / 60.0
+    w = np.multiply(x, b)
+    np.exp(w, out=w)
+    w *= x
+    return float(np.dot(dt_s, w)) * a / 60.0
 
 
 def trimp_average_hr(
@@ -319,10 +339,12 @@ def _finite(x: float | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _duration(time_s: FloatArray | None, duration_s: float | None) -> float:
+def _duration(time_s: FloatArray | None, duration_s: float | None, clean: CleanHr | None) -> float:
     """Moving time from the caller if known (GC/Foster use moving time), else elapsed."""
     if duration_s is not None and math.isfinite(duration_s) and duration_s >= 0:
         return float(duration_s)
+    if clean is not None:
+        return clean.elapsed_s
     if time_s is None:
         return 0.0
     t = time_s[np.isfinite(time_s)]
@@ -352,14 +374,13 @@ def analyze_activity(
     else hrTSS of whatever HR is valid (a lower bound beats nothing); else 0.
     """
     t = None if time_s is None else np.asarray(time_s, dtype=np.float64)
-    duration = _duration(t, duration_s)
-    srpe = None if rpe is None or not math.isfinite(rpe) else session_rpe(rpe, duration / 60.0)
-    table = zones_for(physiology, settings.zone_model, sport)
-    names = table.names
-
     clean = None
     if t is not None and hr is not None:
         clean = clean_hr(t, hr, settings)
+    duration = _duration(t, duration_s, clean)
+    srpe = None if rpe is None or not math.isfinite(rpe) else session_rpe(rpe, duration / 60.0)
+    table = zones_for(physiology, settings.zone_model, sport)
+    names = table.names
     if clean is None or clean.hr.size == 0 or clean.seconds <= 0:
         return _without_hr(duration, srpe, names, clean, settings)
 

@@ -182,6 +182,9 @@ def test_srpe_load_when_no_hr() -> None:
 def test_nothing_known_gives_zero_load() -> None:
     res = analyze_activity(None, None, Physiology())
     assert res.load == 0.0 and res.load_source == "none"
+    for bad_rpe in (-1.0, 11.0, float("nan")):
+        res = analyze_activity(None, None, Physiology(), rpe=bad_rpe, duration_s=600)
+        assert res.srpe is None and res.load_source == "none"
     t = np.arange(600.0)
     res = analyze_activity(t, np.full(600, np.nan), Physiology())
     assert res.load == 0.0 and res.hr_valid_fraction == 0.0

@@ -13,6 +13,7 @@ from trainer.analysis.plan import (
     DayState,
     PlanSettings,
     ScheduledWorkout,
+    adapt_day,
     adapt_workout,
     apply_adjustments,
     current_phase,
@@ -245,3 +246,22 @@ def test_missed_session_prefers_a_slot_without_hard_neighbours() -> None:
     adjs = reschedule_missed(p2, [tue], tue + dt.timedelta(days=1))
     assert adjs[-1].after.kind == "tempo" and adjs[-1].date == tue + dt.timedelta(days=2)
     assert "next to" not in adjs[-1].reason
+
+
+def test_day_state_from_readiness_and_adapt_day() -> None:
+    from trainer.analysis.readiness import classify_hrv, score_readiness
+
+    r = score_readiness(classify_hrv(3.9, 7, 0.1, 4.1, 0.12), None, sleep_h=5.0)
+    state = DayState.from_readiness(r, tsb=-12.0)
+    assert state.hrv_status == "below" and state.sleep_flag and state.readiness_band == r.band
+    assert state.readiness_reasons == r.reasons and state.tsb == -12.0
+    assert DayState.from_readiness(None, acwr=1.1) == DayState(acwr=1.1)
+    p = plan()
+    week = next(w for w in p.weeks if w.phase == "build" and not w.recovery)
+    tue = week.start + dt.timedelta(days=1)
+    adj = adapt_day(p, tue, state)
+    # HRV 1.2 SD under the band + 5 h sleep scores red (26.7): rest, with the reasons quoted
+    assert r.band == "red"
+    assert adj is not None and adj.before.kind == "intervals" and adj.after.kind == "rest"
+    assert "Readiness red" in adj.reason and "Short sleep: 5.0 h" in adj.reason
+    assert adapt_day(p, RACE + dt.timedelta(days=1), state) is None

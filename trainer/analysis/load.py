@@ -378,7 +378,8 @@ def analyze_activity(
     if t is not None and hr is not None:
         clean = clean_hr(t, hr, settings)
     duration = _duration(t, duration_s, clean)
-    srpe = None if rpe is None or not math.isfinite(rpe) else session_rpe(rpe, duration / 60.0)
+    rpe_ok = rpe is not None and math.isfinite(rpe) and 0.0 <= rpe <= 10.0  # CR-10; else "not given"
+    srpe = session_rpe(rpe, duration / 60.0) if rpe_ok and rpe is not None else None
     table = zones_for(physiology, settings.zone_model, sport)
     names = table.names
     if clean is None or clean.hr.size == 0 or clean.seconds <= 0:

@@ -14,7 +14,10 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
+
+if TYPE_CHECKING:
+    from trainer.analysis.readiness import Readiness
 
 __all__ = [
     "DOWNGRADE",
@@ -25,6 +28,7 @@ __all__ = [
     "PlanSettings",
     "PlanWeek",
     "ScheduledWorkout",
+    "adapt_day",
     "adapt_workout",
     "apply_adjustments",
     "current_phase",
@@ -395,6 +399,32 @@ class DayState:
     sleep_flag: bool = False
     readiness_reasons: tuple[str, ...] = ()
 
+    @classmethod
+    def from_readiness(
+        cls,
+        readiness: Readiness | None,
+        *,
+        tsb: float | None = None,
+        acwr: float | None = None,
+        acwr_norm: float | None = None,
+        monotony: float | None = None,
+    ) -> DayState:
+        """Bridge from the readiness module so callers cannot mix up which flag is which."""
+        if readiness is None:
+            return cls(tsb=tsb, acwr=acwr, acwr_norm=acwr_norm, monotony=monotony)
+        hrv = readiness.hrv.status if readiness.hrv is not None else None
+        return cls(
+            readiness_band=readiness.band,
+            hrv_status=hrv,
+            tsb=tsb,
+            acwr=acwr,
+            acwr_norm=acwr_norm,
+            monotony=monotony,
+            rhr_flag=readiness.rhr_flag,
+            sleep_flag=readiness.sleep_flag,
+            readiness_reasons=readiness.reasons,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Adjustment:
@@ -507,6 +537,16 @@ def adapt_workout(
         return None
     after = retarget(workout, kind, factor, sport)
     return Adjustment(workout.date, workout, after, tuple(r for _, _, r in fired))
+
+
+def adapt_day(
+    plan: Plan, day: dt.date, state: DayState, settings: PlanSettings = DEFAULT_PLAN
+) -> Adjustment | None:
+    """adapt_workout for the plan's session on `day` (None if no session or no change)."""
+    workout = plan.on(day)
+    if workout is None:
+        return None
+    return adapt_workout(workout, state, sport=plan.sport, settings=settings)
 
 
 def reschedule_missed(plan: Plan, missed: Iterable[dt.date], today: dt.date) -> list[Adjustment]:

@@ -127,7 +127,8 @@ def zones_for(physiology: Physiology, model: ZoneModel | str, sport: str = "run"
 
 
 def time_in_zones(hr: FloatArray, dt_s: FloatArray, table: ZoneTable | FloatArray) -> FloatArray:
-    """Seconds per zone; `table` may be a ZoneTable or raw ascending classification edges."""
+    """Seconds per zone for cleaned (finite) HR; `table` may be a ZoneTable or raw ascending
+    classification edges (a sample equal to an edge belongs to the upper zone)."""
     edges = table.edges() if isinstance(table, ZoneTable) else np.asarray(table, dtype=np.float64)
     # Seconds at or above each edge, then differences: for the handful of zone edges this is
     # ~2x faster than searchsorted + weighted bincount on a 4 h file.

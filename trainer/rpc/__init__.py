@@ -1,0 +1,19 @@
+"""The tRPC API: wire protocol (wire.py) and one router module per area."""
+
+from __future__ import annotations
+
+from trainer.rpc.router import Procedure, Router, merge
+
+
+def app_routers() -> list[Router]:
+    """Every router of the API, in the order codegen lists them."""
+    from trainer.rpc import auth, user
+
+    return [auth.router, user.router]
+
+
+def all_procedures() -> dict[str, Procedure]:
+    return merge(*app_routers())
+
+
+__all__ = ["Procedure", "Router", "all_procedures", "app_routers"]

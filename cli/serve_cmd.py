@@ -1,0 +1,54 @@
+"""`trainer serve`: the HTTP API (and, by default, the embedded task queue worker)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from aiohttp import web
+from trainer_cli.common import console, fail, settings
+
+from trainer import logs
+from trainer.app import create_app
+from trainer.config import Settings, ensure_secret_key
+from trainer.errors import TrainerError
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080]", min=1, max=65535)] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Only serve HTTP; run `trainer worker` elsewhere for the queue.")
+    ] = False,
+) -> None:
+    """Run the server. With no configuration it uses SQLite in ./trainer-data and listens on 127.0.0.1:8080.
+
+    SIGINT or SIGTERM stop it gracefully: in-flight requests finish, then connections close.
+    """
+    config = settings(host=host, port=port)
+    logs.configure(config.log_level, config.log_format)
+    try:
+        ensure_secret_key(config)
+    except TrainerError as exc:
+        fail(exc.message, 2)
+    app = create_app(config)
+    console.print(_banner(config), highlight=False)
+    try:
+        web.run_app(
+            app,
+            host=config.host,
+            port=config.port,
+            shutdown_timeout=config.shutdown_timeout_s,
+            print=None,
+            access_log_format='%{X-Request-ID}o %a "%r" %s %b %Tfs',
+        )
+    except OSError as exc:
+        fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+    except TrainerError as exc:
+        fail(exc.message)
+
+
+def _banner(config: Settings) -> str:
+    where = config.resolved_database_url
+    db = f"SQLite at {where.removeprefix('sqlite:///')}" if config.is_sqlite else "PostgreSQL"
+    return f"trainer listening on http://{config.host}:{config.port} ({db}); Ctrl-C to stop"

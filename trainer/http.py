@@ -1,0 +1,102 @@
+"""HTTP edges shared by every route: request ids, JSON errors, security headers, CORS.
+
+REST and webhook routes report errors as `{"error": {"code": ..., "message": ...}}` with the same
+codes and statuses as the tRPC envelope (one mapping, in rpc/errors.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from trainer.errors import TrainerError
+from trainer.logs import request_id
+from trainer.rpc.errors import code_for, http_status
+
+log = logging.getLogger("trainer.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
+CORS_HEADERS = "Authorization, Content-Type, trpc-accept, X-Request-ID, X-Device-ID"
+
+
+def json_error(status: int, code: str, message: str, **extra: object) -> web.Response:
+    body = {"error": {"code": code, "message": message, **extra}}
+    return web.json_response(body, status=status, dumps=json.dumps)
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tag the request (and every log line it causes) with an id; a caller's valid id is kept."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = rid
+        raise
+    finally:
+        request_id.reset(token)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure outside tRPC becomes a JSON error; internals are logged, never sent."""
+    try:
+        return await handler(request)
+    except TrainerError as exc:
+        code = code_for(exc)
+        return json_error(http_status(code), code, exc.message)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, "PAYLOAD_TOO_LARGE", "request body is too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason.upper().replace(" ", "_"), exc.text or exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+
+
+def cors(origins: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """CORS for the configured origins only (none by default: the mobile app needs no CORS)."""
+    allow_any = "*" in origins
+    allowed = set(origins)
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        permitted = origin is not None and (allow_any or origin in allowed)
+        if request.method == "OPTIONS" and permitted and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, HEAD, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        if permitted and origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = "*" if allow_any else origin
+            response.headers["Vary"] = "Origin"
+        return response
+
+    return middleware
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)

@@ -1,0 +1,160 @@
+"""tRPC over HTTP: requests, batching, envelopes and status codes as tRPC's clients (v10 and v11) expect.
+
+Every response under the prefix is a tRPC JSON envelope, whatever went wrong: the clients always
+parse the body, so a plain-text error would surface in the app as a JSON SyntaxError.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from trainer.errors import InvalidInput, TrainerError
+from trainer.rpc.context import Context
+from trainer.rpc.errors import RpcError, code_for, envelope, http_status
+from trainer.rpc.router import Procedure
+from trainer.services import SERVICES
+
+log = logging.getLogger("trainer.rpc")
+
+PROCEDURES = web.AppKey("procedures", dict)
+JSON_HEADERS = {"Content-Type": "application/json"}
+_UNDEFINED: Any = object()
+
+
+class _Result:
+    """One call's outcome: the encoded envelope bytes and its HTTP status."""
+
+    __slots__ = ("body", "status")
+
+    def __init__(self, body: bytes, status: int) -> None:
+        self.body = body
+        self.status = status
+
+
+def _error_result(code: str, message: str, path: str | None, extra: dict | None = None) -> _Result:
+    return _Result(json.dumps(envelope(code, message, path, extra)).encode(), http_status(code))
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """The one aiohttp handler behind `/trpc/{path}`."""
+    if request.method == "HEAD":
+        return web.Response(status=204)
+    procedures: dict[str, Procedure] = request.app[PROCEDURES]
+    is_batch = request.query.get("batch") in ("1", "true")
+    raw_path = request.match_info.get("path", "")
+    paths = raw_path.split(",") if is_batch else [raw_path]
+    try:
+        if request.method not in ("GET", "POST"):
+            raise RpcError("METHOD_NOT_SUPPORTED", f"method {request.method} is not supported")
+        inputs = await _read_inputs(request, paths, is_batch, procedures)
+    except RpcError as exc:
+        result = _error_result(exc.code, exc.message, None if is_batch else raw_path)
+        return web.Response(body=result.body, status=result.status, headers=JSON_HEADERS)
+
+    ctx = Context(request, request.app[SERVICES])
+    results = [await _call(ctx, procedures.get(path), path, inputs[i], request.method) for i, path in enumerate(paths)]
+    if not is_batch:
+        return web.Response(body=results[0].body, status=results[0].status, headers=JSON_HEADERS)
+    if request.headers.get("trpc-accept") == "application/jsonl":
+        return _jsonl(results)
+    statuses = {r.status for r in results}
+    status = statuses.pop() if len(statuses) == 1 else 207
+    return web.Response(body=b"[" + b",".join(r.body for r in results) + b"]", status=status, headers=JSON_HEADERS)
+
+
+def _jsonl(results: list[_Result]) -> web.Response:
+    """httpBatchStreamLink: one JSONL head line holding every result inline, then the end."""
+    parts = [b'"%d":[[' % i + r.body + b"]]" for i, r in enumerate(results)]
+    body = b"{" + b",".join(parts) + b"}\n"
+    return web.Response(body=body, status=200, headers={"Content-Type": "application/json", "Vary": "trpc-accept"})
+
+
+async def _read_inputs(
+    request: web.Request, paths: list[str], is_batch: bool, procedures: dict[str, Procedure]
+) -> list[Any]:
+    if request.method == "GET":
+        raw = request.query.get("input")
+        text: str | None = raw
+    else:
+        limit = (
+            max(
+                (p.max_body_bytes or 0 for p in (procedures.get(x) for x in paths) if p is not None),
+                default=0,
+            )
+            or request.app[SERVICES].settings.max_body_bytes
+        )
+        body = await _read_body(request, limit)
+        text = body.decode("utf-8", errors="strict") if body else None
+    if text is None or text == "":
+        return [_UNDEFINED] * len(paths)
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RpcError("PARSE_ERROR", f"input is not valid JSON: {exc}") from None
+    if not is_batch:
+        return [value]
+    if not isinstance(value, dict):
+        raise RpcError("BAD_REQUEST", 'batch input must be an object keyed by call index ("0", "1", ...)')
+    return [value.get(str(i), _UNDEFINED) for i in range(len(paths))]
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise RpcError("PAYLOAD_TOO_LARGE", f"request body is larger than {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise RpcError("PAYLOAD_TOO_LARGE", f"request body is larger than {limit} bytes") from None
+    if len(body) > limit:
+        raise RpcError("PAYLOAD_TOO_LARGE", f"request body is larger than {limit} bytes")
+    return body
+
+
+async def _call(ctx: Context, procedure: Procedure | None, path: str, raw: Any, method: str) -> _Result:
+    if procedure is None:
+        return _error_result("NOT_FOUND", f'No procedure found on path "{path}"', path)
+    if (procedure.kind == "query") != (method == "GET"):
+        expected = "GET" if procedure.kind == "query" else "POST"
+        return _error_result(
+            "METHOD_NOT_SUPPORTED", f"{procedure.kind} {path} must be called with {expected}, not {method}", path
+        )
+    try:
+        if not procedure.public:
+            await ctx.authenticate()
+        args: list[Any] = [ctx]
+        if procedure.input_adapter is not None:
+            args.append(_validate(procedure, raw))
+        output = await procedure.handler(*args)
+        if procedure.output_adapter is None:
+            return _Result(b'{"result":{}}', 200)
+        return _Result(b'{"result":{"data":' + procedure.output_adapter.dump_json(output, by_alias=True) + b"}}", 200)
+    except TrainerError as exc:
+        code = code_for(exc)
+        extra = dict(exc.details)
+        if code == "TOO_MANY_REQUESTS":
+            extra["retryAfter"] = getattr(exc, "retry_after", None)
+        return _error_result(code, exc.message, path, extra)
+    except Exception:
+        log.exception("unhandled error in procedure %s", path)
+        return _error_result("INTERNAL_SERVER_ERROR", "Internal server error", path)
+
+
+def _validate(procedure: Procedure, raw: Any) -> Any:
+    assert procedure.input_adapter is not None
+    if raw is _UNDEFINED:
+        raw = None
+    try:
+        return procedure.input_adapter.validate_python(raw)
+    except ValidationError as exc:
+        issues = [
+            {"path": list(e["loc"]), "message": e["msg"], "code": e["type"]} for e in exc.errors(include_url=False)
+        ]
+        first = issues[0]
+        where = ".".join(str(p) for p in first["path"]) or "input"
+        message = "input is required" if raw is None and not first["path"] else f"{where}: {first['message']}"
+        raise InvalidInput(message, details={"issues": issues}) from None

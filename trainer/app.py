@@ -12,6 +12,7 @@ from trainer.auth.service import AuthService
 from trainer.config import Settings, ensure_secret_key
 from trainer.db import Database, create_database
 from trainer.db.migrate import ensure_current, migrate
+from trainer.plugin_host import load_plugins, stop_plugins
 from trainer.rpc import all_procedures
 from trainer.rpc.wire import PROCEDURES
 from trainer.rpc.wire import handle as trpc_handler
@@ -52,8 +53,12 @@ def _services(settings: Settings, given: Database | None) -> Callable[[web.Appli
                     log.info("applied %d migration(s): %s", len(applied), ", ".join(m.name for m in applied))
             await ensure_current(db)
             secret = ensure_secret_key(settings)
-            app[SERVICES] = Services(settings=settings, db=db, auth=AuthService(db, settings, secret))
-            yield
+            registry, host = await load_plugins(settings, secret)
+            app[SERVICES] = Services(settings=settings, db=db, auth=AuthService(db, settings, secret), plugins=registry)
+            try:
+                yield
+            finally:
+                await stop_plugins(registry, host)
         finally:
             if given is None:
                 await db.close()

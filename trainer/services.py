@@ -10,6 +10,7 @@ from aiohttp import web
 from trainer.auth.service import AuthService
 from trainer.config import Settings
 from trainer.db import Database
+from trainer.plugins import Registry
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Services:
     settings: Settings
     db: Database
     auth: AuthService
+    plugins: Registry = field(default_factory=Registry)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,6 +8,7 @@ asyncio lock, and BEGIN IMMEDIATE plus busy_timeout serialize writers of other p
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import re
 import sqlite3
@@ -119,6 +120,7 @@ class SQLiteDatabase(Database):
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(
@@ -188,16 +190,22 @@ class SQLiteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._in_transaction.get():
+            # The writer lock is not re-entrant: waiting for it here would hang forever.
+            raise RuntimeError("write through the database inside its own open transaction: use the `tx` you hold")
         async with self._write_lock:
             conn = self.writer
             await _run(conn, "BEGIN IMMEDIATE")
+            token = self._in_transaction.set(True)
             try:
                 yield SQLiteTransaction(conn)
-            except BaseException:
-                await _run(conn, "ROLLBACK")
-                raise
-            else:
                 await _run(conn, "COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await _run(conn, "ROLLBACK")
+                raise
+            finally:
+                self._in_transaction.reset(token)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Transaction]:

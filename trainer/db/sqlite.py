@@ -120,7 +120,7 @@ class SQLiteDatabase(Database):
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
-        self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
+        self._in_transaction = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(

@@ -8,6 +8,7 @@ listed and explained in config.example.toml; tests/test_config.py fails when one
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -18,6 +19,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -150,6 +152,9 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, toml_path)) from None
+    except SettingsError as exc:
+        # A list or table setting given in an environment variable that is not JSON.
+        raise ConfigError(_describe_unparsable(exc)) from None
     finally:
         _config_file_in_use = None
 
@@ -178,6 +183,16 @@ def _describe(exc: ValidationError, toml_path: Path | None) -> str:
     message = error["msg"].removeprefix("Value error, ")
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid setting '{name}' ({origin}): {message}{more}"
+
+
+_UNPARSABLE_FIELD = re.compile(r'field "([^"]+)"')
+
+
+def _describe_unparsable(exc: SettingsError) -> str:
+    """One line for a complex (list/table) value pydantic-settings could not decode from the environment."""
+    match = _UNPARSABLE_FIELD.search(str(exc))
+    name = match[1] if match else "settings"
+    return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): must be JSON, e.g. [\"a\", \"b\"] or {{\"k\": \"v\"}}"
 
 
 def ensure_secret_key(settings: Settings) -> str:

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 from trainer_cli.main import app
+from typer.testing import CliRunner
 
 from trainer.config import Settings, ensure_secret_key, load_settings, masked
 from trainer.errors import ConfigError
@@ -58,9 +58,7 @@ def test_trainer_toml_in_working_directory_is_read(tmp_path: Path, monkeypatch: 
     assert load_settings().port == 9004
 
 
-def test_trainer_config_variable_beats_working_directory_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_trainer_config_variable_beats_working_directory_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "trainer.toml", "port = 9004\n")
     monkeypatch.setenv("TRAINER_CONFIG", str(write(tmp_path / "env.toml", "port = 9005\n")))

@@ -192,7 +192,8 @@ def _describe_unparsable(exc: SettingsError) -> str:
     """One line for a complex (list/table) value pydantic-settings could not decode from the environment."""
     match = _UNPARSABLE_FIELD.search(str(exc))
     name = match[1] if match else "settings"
-    return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): must be JSON, e.g. [\"a\", \"b\"] or {{\"k\": \"v\"}}"
+    example = '["a", "b"] or {"k": "v"}'
+    return f"invalid setting '{name}' ({ENV_PREFIX}{name.upper()}): must be JSON, e.g. {example}"
 
 
 def ensure_secret_key(settings: Settings) -> str:

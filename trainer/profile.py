@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 
 from trainer.errors import InvalidInput
+from trainer.notify.templates import Category
 
 Sex = Literal["male", "female", "unknown"]
 
@@ -48,6 +49,10 @@ class UserSettings(BaseModel):
     quiet_hours_start: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     quiet_hours_end: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     notifications: bool = True
+    quiet_hours_mode: Literal["defer", "drop"] = Field(
+        "defer", description="Messages due during quiet hours: sent when they end (defer) or never (drop)"
+    )
+    muted_notifications: list[Category] = Field([], description="Notification categories the user turned off")
 
     _tz = field_validator("timezone")(_check_timezone)
 

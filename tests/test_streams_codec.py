@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 
 import numpy as np
@@ -222,17 +221,10 @@ def test_format_tables_cover_every_channel() -> None:
     assert quantization_step("heart_rate") == 1.0
 
 
-def test_four_hour_stream_is_compact_and_decodes_under_2_ms() -> None:
+def test_four_hour_stream_is_compact() -> None:
+    """Size is behaviour (what is stored); decode speed is measured in bench/import.py, not here."""
     streams = realistic()
     blob = encode(streams)
     raw_float_bytes = 8 * len(streams) * (1 + len(streams.channels()))
     assert len(blob) < raw_float_bytes / 10
-    decode(blob)  # warm up
-    best = min(_timed(decode, blob) for _ in range(50))
-    assert best < 0.002, f"decode took {best * 1e3:.2f} ms"
-
-
-def _timed(function, *args) -> float:
-    start = time.perf_counter()
-    function(*args)
-    return time.perf_counter() - start
+    assert_round_trip(streams, decode(blob))

@@ -89,13 +89,19 @@ async def _read_inputs(
             or request.app[SERVICES].settings.max_body_bytes
         )
         body = await _read_body(request, limit)
-        text = body.decode("utf-8", errors="strict") if body else None
+        try:
+            text = body.decode("utf-8", errors="strict") if body else None
+        except UnicodeDecodeError:
+            raise RpcError("PARSE_ERROR", "request body is not valid UTF-8") from None
     if text is None or text == "":
         return [_UNDEFINED] * len(paths)
     try:
         value = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise RpcError("PARSE_ERROR", f"input is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Only a few KB of brackets reach this (bodies are size-limited): answer it, don't 500.
+        raise RpcError("PARSE_ERROR", "input is nested too deeply") from None
     if not is_batch:
         return [value]
     if not isinstance(value, dict):

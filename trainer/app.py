@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from trainer import __version__, http
+from trainer import __version__, http, metrics
 from trainer.auth.service import AuthService
 from trainer.config import Settings, ensure_secret_key
 from trainer.db import Database, create_database
@@ -38,6 +38,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", TRPC_PREFIX + "/{path:.*}", trpc_handler)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    metrics.install(app, token, lambda request: request.app[SERVICES].db)
     return app
 
 

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
+    # -- metrics (GET /metrics, Prometheus text format)
+    metrics_token: SecretStr | None = None
+
     # -- plugins: one table per plugin, validated by that plugin's own settings model
     plugins: dict[str, dict[str, Any]] = {}
 

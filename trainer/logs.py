@@ -12,6 +12,7 @@ import logging
 import sys
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+QUIET_LOGGERS = ("aiosqlite", "asyncpg")
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "request_id"}
 
@@ -49,3 +50,7 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING if level != "debug" else logging.INFO)
+    # Database drivers log every statement with its parameters (emails, hashes, health values) at
+    # DEBUG: never let them below INFO, whatever log_level says.
+    for driver in QUIET_LOGGERS:
+        logging.getLogger(driver).setLevel(logging.INFO)

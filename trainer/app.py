@@ -12,11 +12,13 @@ from trainer.auth.service import AuthService
 from trainer.config import Settings, ensure_secret_key
 from trainer.db import Database, create_database
 from trainer.db.migrate import ensure_current, migrate
+from trainer.ingest import routes as ingest_routes
 from trainer.plugin_host import load_plugins, stop_plugins
 from trainer.rpc import all_procedures
 from trainer.rpc.wire import PROCEDURES
 from trainer.rpc.wire import handle as trpc_handler
 from trainer.services import SERVICES, Services
+from trainer.sync import retention as sync_retention
 
 log = logging.getLogger("trainer.app")
 
@@ -34,10 +36,12 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     )
     app[PROCEDURES] = all_procedures()
     app.cleanup_ctx.append(_services(settings, db))
+    app.cleanup_ctx.append(sync_retention.maintenance(lambda: app[SERVICES].db, settings.tombstone_retention_days))
     app.on_response_prepare.append(http.add_security_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", TRPC_PREFIX + "/{path:.*}", trpc_handler)
+    ingest_routes.setup_routes(app)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     metrics.install(app, token, lambda request: request.app[SERVICES].db)
     return app

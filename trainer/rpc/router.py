@@ -16,10 +16,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
+
+from trainer.rpc.streaming import Streamed
 
 Kind = Literal["query", "mutation"]
 Handler = Callable[..., Awaitable[Any]]
@@ -45,7 +47,7 @@ class Procedure:
     input_type: Any | None  # None: the procedure takes no input
     output_type: Any | None  # None: the procedure returns nothing (tRPC `undefined`)
     public: bool
-    max_body_bytes: int | None
+    max_body_bytes: int | str | None  # bytes, or the name of the setting that holds them
     input_adapter: TypeAdapter | None
     output_adapter: TypeAdapter | None
     summary: str
@@ -62,12 +64,12 @@ class Router:
         return self._register(name, "query", public=public, max_body_bytes=None)
 
     def mutation(
-        self, name: str, *, public: bool = False, max_body_bytes: int | None = None
+        self, name: str, *, public: bool = False, max_body_bytes: int | str | None = None
     ) -> Callable[[Handler], Handler]:
         return self._register(name, "mutation", public=public, max_body_bytes=max_body_bytes)
 
     def _register(
-        self, name: str, kind: Kind, *, public: bool, max_body_bytes: int | None
+        self, name: str, kind: Kind, *, public: bool, max_body_bytes: int | str | None
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             hints = get_type_hints(handler)
@@ -76,6 +78,8 @@ class Router:
             output_type = hints.get("return")
             if output_type is type(None):
                 output_type = None
+            if get_origin(output_type) is Streamed:  # written incrementally; typed as its item
+                (output_type,) = get_args(output_type)
             path = f"{self.name}.{name}"
             if path in self.procedures:
                 raise ValueError(f"procedure {path} declared twice")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from trainer.errors import InvalidInput, TrainerError
 from trainer.rpc.context import Context
 from trainer.rpc.errors import RpcError, code_for, envelope, http_status
 from trainer.rpc.router import Procedure
+from trainer.rpc.streaming import Streamed
 from trainer.services import SERVICES
 
 log = logging.getLogger("trainer.rpc")
@@ -27,13 +29,25 @@ _UNDEFINED: Any = object()
 
 
 class _Result:
-    """One call's outcome: the encoded envelope bytes and its HTTP status."""
+    """One call's outcome: the encoded envelope bytes and its HTTP status.
 
-    __slots__ = ("body", "status")
+    A streamed output (streaming.py) has only the envelope's head in `body`; `rest` yields the
+    remaining chunks, envelope tail included.
+    """
 
-    def __init__(self, body: bytes, status: int) -> None:
+    __slots__ = ("body", "rest", "status")
+
+    def __init__(self, body: bytes, status: int, rest: AsyncIterator[bytes] | None = None) -> None:
         self.body = body
         self.status = status
+        self.rest = rest
+
+    async def complete(self) -> _Result:
+        """The whole envelope in `body` (batches cannot interleave a stream with other results)."""
+        if self.rest is not None:
+            self.body += b"".join([chunk async for chunk in self.rest])
+            self.rest = None
+        return self
 
 
 def _error_result(code: str, message: str, path: str | None, extra: dict | None = None) -> _Result:
@@ -59,12 +73,53 @@ async def handle(request: web.Request) -> web.StreamResponse:
     ctx = Context(request, request.app[SERVICES])
     results = [await _call(ctx, procedures.get(path), path, inputs[i], request.method) for i, path in enumerate(paths)]
     if not is_batch:
+        if results[0].rest is not None:
+            return await _stream(request, results[0])
         return web.Response(body=results[0].body, status=results[0].status, headers=JSON_HEADERS)
+    results = [await r.complete() for r in results]
     if request.headers.get("trpc-accept") == "application/jsonl":
         return _jsonl(results)
     statuses = {r.status for r in results}
     status = statuses.pop() if len(statuses) == 1 else 207
     return web.Response(body=b"[" + b",".join(r.body for r in results) + b"]", status=status, headers=JSON_HEADERS)
+
+
+async def _stream(request: web.Request, result: _Result) -> web.StreamResponse:
+    """Write a streamed output as it is produced; a failure midway aborts the connection, so the
+    client sees a truncated body (never a valid-looking partial result)."""
+    assert result.rest is not None
+    response = web.StreamResponse(status=result.status, headers=JSON_HEADERS)
+    await response.prepare(request)
+    try:
+        await response.write(result.body)
+        async for chunk in result.rest:
+            await response.write(chunk)
+        await response.write_eof()
+    except (ConnectionError, OSError):
+        log.info("client went away during a streamed response to %s", request.path)
+    except Exception:
+        log.exception("streamed response to %s failed midway; aborting it", request.path)
+        if request.transport is not None:
+            request.transport.abort()
+    finally:
+        await _aclose(result.rest)
+    return response
+
+
+async def _tail(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+        yield b"}}"
+    finally:
+        await _aclose(chunks)
+
+
+async def _aclose(chunks: AsyncIterator[bytes]) -> None:
+    """Close an async generator now, so what it holds open (a database snapshot) is released."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _jsonl(results: list[_Result]) -> web.Response:
@@ -81,12 +136,13 @@ async def _read_inputs(
         raw = request.query.get("input")
         text: str | None = raw
     else:
+        settings = request.app[SERVICES].settings
         limit = (
             max(
-                (p.max_body_bytes or 0 for p in (procedures.get(x) for x in paths) if p is not None),
+                (_body_limit(p, settings) for p in (procedures.get(x) for x in paths) if p is not None),
                 default=0,
             )
-            or request.app[SERVICES].settings.max_body_bytes
+            or settings.max_body_bytes
         )
         body = await _read_body(request, limit)
         try:
@@ -107,6 +163,12 @@ async def _read_inputs(
     if not isinstance(value, dict):
         raise RpcError("BAD_REQUEST", 'batch input must be an object keyed by call index ("0", "1", ...)')
     return [value.get(str(i), _UNDEFINED) for i in range(len(paths))]
+
+
+def _body_limit(procedure: Procedure, settings: Any) -> int:
+    """A procedure's own body limit: a number, or the name of the setting that holds it."""
+    limit = procedure.max_body_bytes
+    return int(getattr(settings, limit)) if isinstance(limit, str) else (limit or 0)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -136,6 +198,14 @@ async def _call(ctx: Context, procedure: Procedure | None, path: str, raw: Any, 
         if procedure.input_adapter is not None:
             args.append(_validate(procedure, raw))
         output = await procedure.handler(*args)
+        if isinstance(output, Streamed):
+            chunks = aiter(output.chunks)
+            try:
+                first = await anext(chunks, b"")
+            except BaseException:
+                await _aclose(chunks)
+                raise
+            return _Result(b'{"result":{"data":' + first, 200, _tail(chunks))
         if procedure.output_adapter is None:
             return _Result(b'{"result":{}}', 200)
         return _Result(b'{"result":{"data":' + procedure.output_adapter.dump_json(output, by_alias=True) + b"}}", 200)

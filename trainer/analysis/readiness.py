@@ -56,7 +56,11 @@ class ReadinessSettings:
     baseline_min_days: int = 14
     rhr_z_flag: float = 0.5  # mirrors the SWC rule (app convention)
     short_sleep_h: float = 6.0  # no published threshold: app convention
-    high_self_report: int = 4  # 1-5 scale, 5 worst
+    high_self_report: int = 4  # on the 1-5 scale, 5 worst
+    # Top of each self-report scale as the user entered it (the app stores soreness 1-10 and
+    # stress 0-100); values are compared on the 1-5 scale but reasons quote the user's scale.
+    soreness_max: float = 5.0
+    stress_max: float = 5.0
     green_min: float = 75.0
     amber_min: float = 50.0
 
@@ -264,11 +268,18 @@ class Readiness:
         return asdict(self)
 
 
-def _self_report(value: float | None) -> int | None:
-    """1-5 scale, 5 worst; anything else is treated as not reported."""
-    if value is None or not math.isfinite(value) or not 1 <= value <= 5:
+def _self_report(value: float | None, scale_max: float = 5.0) -> tuple[float, float] | None:
+    """(value as entered, its 1-5 equivalent), 5 worst; anything outside 1..scale_max is not reported.
+
+    On the native 1-5 scale the value is rounded to a whole step, as before; other scales are
+    mapped linearly (8/10 -> 4) so one threshold serves every scale.
+    """
+    if value is None or not math.isfinite(value) or not 1 <= value <= scale_max:
         return None
-    return round(value)
+    if scale_max == 5.0:
+        v = float(round(value))
+        return v, v
+    return float(value), value * 5.0 / scale_max
 
 
 def _hrv_penalty(hrv: HrvStatus | None) -> tuple[float, str | None]:
@@ -299,7 +310,8 @@ def score_readiness(
       HRV-guided-training studies change such days to low intensity.
     - Resting HR z > 0.5: 10 + 10 per SD above 0.5 (max 30).
     - Sleep < 6 h: 10 + 10 per hour short of 6 (max 20).
-    - Soreness / stress (1-5): 4 -> 5, 5 -> 10 each.
+    - Soreness / stress (1-5): 4 -> 5, 5 -> 10 each; other scales are mapped to 1-5 first
+      (settings.soreness_max / stress_max), so 8/10 -> 5 and 100/100 -> 10.
     Band: green >= 75, amber >= 50, red below.  Confidence: high with an HRV baseline,
     medium with only a resting-HR baseline or an HRV trend, low otherwise.
     """
@@ -327,14 +339,18 @@ def score_readiness(
         reasons.append(f"Short sleep: {sleep_h:.1f} h")
 
     flags = {}
-    for name, label, value in (("soreness", "muscle soreness", soreness), ("stress", "stress", stress)):
-        v = _self_report(value)
-        flags[name] = v is not None and v >= settings.high_self_report
-        if v is None:
+    for name, label, value, top in (
+        ("soreness", "muscle soreness", soreness, settings.soreness_max),
+        ("stress", "stress", stress, settings.stress_max),
+    ):
+        reported = _self_report(value, top)
+        flags[name] = reported is not None and reported[1] >= settings.high_self_report
+        if reported is None:
             missing.append(name)
         elif flags[name]:
-            penalty += 5.0 * (v - settings.high_self_report + 1)
-            reasons.append(f"High {label}: {v}/5")
+            entered, v5 = reported
+            penalty += 5.0 * (v5 - settings.high_self_report + 1)
+            reasons.append(f"High {label}: {entered:.0f}/{top:.0f}")
 
     score = round(min(100.0, max(0.0, 100.0 - penalty)), 1)
     band: Band = "green" if score >= settings.green_min else "amber" if score >= settings.amber_min else "red"

@@ -67,10 +67,23 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason.upper().replace(" ", "_"), exc.text or exc.reason)
+        return json_error(exc.status, exc.reason.upper().replace(" ", "_"), _http_error_message(request, exc))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+
+
+def _http_error_message(request: web.Request, exc: web.HTTPException) -> str:
+    """aiohttp's router says only "404: Not Found"; say what was asked for, so a wrong URL is obvious."""
+    text = exc.text or exc.reason
+    if text != f"{exc.status}: {exc.reason}":
+        return text  # a handler's own message
+    if isinstance(exc, web.HTTPNotFound):
+        return f"no route for {request.method} {request.path}"
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+    return text
 
 
 def cors(origins: list[str]) -> Callable[..., Awaitable[web.StreamResponse]]:

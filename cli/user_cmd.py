@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from trainer_cli import data_rights_cmd
 from trainer_cli.common import console, database, fail, run, settings
 
 from trainer import clock
@@ -116,3 +117,7 @@ def invite(note: Annotated[str | None, typer.Option(help="A note to remember who
     code, expires = run(_auth(config, lambda auth, db: auth.create_invite(note=note)))
     until = clock.ms_to_datetime(expires).date().isoformat()
     console.print(f"invite code: [bold]{code}[/] (valid until {until}, single use)")
+
+
+app.command("export")(data_rights_cmd.export)
+app.command("delete")(data_rights_cmd.delete)

@@ -72,8 +72,11 @@ def _non_default(column: Column) -> str:
     return "TRUE"  # days and JSON documents are never the client's default ''
 
 
-def incremental_sql(table: Table, migration: MigrationRequest) -> tuple[str | None, str | None]:
-    """(created, updated) queries with $1 user, $2 lastPulledAt, $3 calling device ('' = unknown)."""
+def incremental_sql(table: Table, migration: MigrationRequest) -> tuple[str, str | None]:
+    """(created, updated) queries with $1 user, $2 lastPulledAt, $3 calling device ('' = unknown).
+
+    A table new to the client (migration) is sent whole as `created`: only $1, and no `updated` query.
+    """
     base = f"SELECT {select_list(table)} FROM {table.name} WHERE user_id = $1"
     if table.name in migration.tables:
         return base, None
@@ -180,7 +183,8 @@ async def pull_json(db: Database, request: PullRequest) -> AsyncIterator[bytes]:
             created_sql, updated_sql = incremental_sql(table, migration)
             args = (request.user_id, last, device)
             seen: set[str] = set()
-            async for chunk in _json_array(tx, created_sql or "", args, out, seen):
+            created_args = args if updated_sql is not None else args[:1]  # a whole new table: only $1
+            async for chunk in _json_array(tx, created_sql, created_args, out, seen):
                 yield chunk
             out.add(b',"updated":')
             if updated_sql is None:

@@ -81,10 +81,21 @@ def _upsert_sql(table_name: str, columns: tuple[str, ...]) -> str:
 
 
 async def upsert(tx: Transaction, user_id: str, table: Table, row: Row, stamp: int, device_id: str | None) -> bool:
-    """Insert or update one row (only the columns in `row` change); False if the id is another user's."""
+    """Patch the user's row (only the columns in `row` change) or insert it; False if the id is another user's.
+
+    Update first, insert only when nothing matched: an INSERT ... ON CONFLICT of a partial row would
+    trip NOT NULL checks on the proposed insert even when it ends up an update.
+    """
     columns = tuple(k for k in row if k != "id")
-    args = [row["id"], user_id, *(row[c] for c in columns), stamp, device_id]
-    changed = await tx.execute(_upsert_sql(table.name, columns), *args)
+    values = [row[c] for c in columns]
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate((*columns, "updated_stamp", "changed_by_device"), start=3))
+    sql = f"UPDATE {table.name} SET {sets} WHERE id = $1 AND user_id = $2"
+    changed = await tx.execute(sql, row["id"], user_id, *values, stamp, device_id)
+    if not changed:
+        names = ", ".join(("id", "user_id", *columns, "created_stamp", "updated_stamp", "changed_by_device"))
+        marks = placeholders(1, len(columns) + 2) + f", ${len(columns) + 3}, ${len(columns) + 3}, ${len(columns) + 4}"
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+        changed = await tx.execute(sql, row["id"], user_id, *values, stamp, device_id)
     if changed:
         await forget_deletions(tx, user_id, table.name, [row["id"]])
     return bool(changed)

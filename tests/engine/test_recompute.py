@@ -1,0 +1,183 @@
+"""recompute_user against the reference's worked numbers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+
+from tests.engine.factories import (
+    add_activity,
+    add_metrics,
+    at_noon_utc,
+    delete_activity,
+    local_ms,
+    make_user,
+    state_rows,
+)
+from trainer import clock
+from trainer.analysis.daily import daily_history
+from trainer.db import Database
+from trainer.engine import recompute_user
+from trainer.engine.physiology import READINESS_SETTINGS
+
+BERLIN = "Europe/Berlin"
+D1 = dt.date(2024, 3, 4)  # a Monday; the six weeks cross the DST change of 31 March
+PATTERN = [0, 60, 80, 0, 100, 50, 150]  # reference section 3, "six weeks"
+LAST = D1 + dt.timedelta(days=41)
+
+
+async def six_weeks(db: Database) -> str:
+    """The reference's weekly pattern for six weeks, in Berlin time; each 150 day is split into a
+    session at 00:30 and one at 23:30 local, which are different UTC days from the local one."""
+    user = await make_user(db, timezone=BERLIN)
+    await add_metrics(db, user, D1, resting_hr=50)
+    for i in range(42):
+        day = D1 + dt.timedelta(days=i)
+        load = PATTERN[i % 7]
+        if load == 150:
+            await add_activity(db, user, local_ms(day, 0.5, BERLIN), 100)
+            await add_activity(db, user, local_ms(day, 23.5, BERLIN), 50)
+        elif load:
+            await add_activity(db, user, local_ms(day, 18, BERLIN), load)
+    return user
+
+
+def reference_pmc(loads: list[float]) -> tuple[list[float], list[float]]:
+    """The reference's update rule, written out: X_t = X_{t-1} + k (L_t - X_{t-1}), k = 1 - e^(-1/tau)."""
+    k42, k7 = 1 - math.exp(-1 / 42), 1 - math.exp(-1 / 7)
+    ctl, atl, c, a = [], [], 0.0, 0.0
+    for load in loads:
+        c += k42 * (load - c)
+        a += k7 * (load - a)
+        ctl.append(c)
+        atl.append(a)
+    return ctl, atl
+
+
+async def test_six_weeks_match_the_reference(db: Database) -> None:
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        result = await recompute_user(db, user, None)
+    assert result.full and result.changed == 42 and result.first_day == D1 and result.last_day == LAST
+    rows = await state_rows(db, user)
+    assert list(rows) == [(D1 + dt.timedelta(days=i)).isoformat() for i in range(42)]
+    last = rows[LAST.isoformat()]
+    # Worked values of reference section 3 (previous-day TSB is the app's default).
+    assert last["load"] == 150
+    assert last["ctl"] == pytest.approx(40.7059, rel=1e-4)
+    assert last["atl"] == pytest.approx(72.0641, rel=1e-4)
+    assert last["tsb"] == pytest.approx(-22.0235, rel=1e-4)
+    assert last["ramp"] == pytest.approx(4.2964, rel=1e-4)
+    ctl, atl = reference_pmc([PATTERN[i % 7] for i in range(42)])
+    assert [r["ctl"] for r in rows.values()] == pytest.approx(ctl, rel=1e-12)
+    assert [r["atl"] for r in rows.values()] == pytest.approx(atl, rel=1e-12)
+    # Monotony of the last week, population SD (reference section 5 conventions).
+    week = np.array(PATTERN, dtype=float)
+    assert last["monotony"] == pytest.approx(week.mean() / week.std())
+    assert last["strain"] == pytest.approx(week.sum() * week.mean() / week.std())
+    assert rows[(D1 + dt.timedelta(days=26)).isoformat()]["acwr"] is None  # < 28 days of history
+    assert rows[(D1 + dt.timedelta(days=27)).isoformat()]["acwr"] is not None
+    assert last["readiness_reasons"] == [] and last["readiness_confidence"] == "low"
+
+
+async def test_second_run_changes_nothing(db: Database) -> None:
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        first = await recompute_user(db, user, None)
+        before = await state_rows(db, user)
+        again = await recompute_user(db, user, D1)
+        assert (again.changed, again.deleted, again.stamp) == (0, 0, None)
+        assert await state_rows(db, user) == before
+        assert first.stamp is not None
+
+
+async def test_late_activity_restamps_only_the_days_it_changes(db: Database) -> None:
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        first = await recompute_user(db, user, None)
+        late_day = D1 + dt.timedelta(days=30)
+        await add_activity(db, user, local_ms(late_day, 7, BERLIN), 40)
+        result = await recompute_user(db, user, late_day)
+        rows = await state_rows(db, user)
+    assert result.changed == 12  # the late day and every later day (CTL/ATL carry it forward)
+    for day, row in rows.items():
+        expected = result.stamp if day >= late_day.isoformat() else first.stamp
+        assert row["updated_stamp"] == expected, day
+        assert row["created_stamp"] == first.stamp
+    loads = [float(PATTERN[i % 7]) for i in range(42)]
+    loads[30] += 40
+    ctl, _ = reference_pmc(loads)
+    assert [r["ctl"] for r in rows.values()] == pytest.approx(ctl, rel=1e-12)
+
+
+async def test_days_follow_the_users_time_zone(db: Database) -> None:
+    """The same instants bucket into different days for a user in another zone."""
+    user = await make_user(db, timezone="America/New_York")
+    day = dt.date(2024, 6, 3)
+    await add_activity(db, user, local_ms(day, 23, "America/New_York"), 70)  # 03:00 UTC the next day
+    with clock.frozen(at_noon_utc(day + dt.timedelta(days=1))):
+        await recompute_user(db, user, day)
+    rows = await state_rows(db, user)
+    assert rows[day.isoformat()]["load"] == 70
+    assert rows[(day + dt.timedelta(days=1)).isoformat()]["load"] == 0
+
+
+async def test_readiness_reasons_a_person_understands(db: Database) -> None:
+    """60 days of steady HRV, then a week ~20 % lower and short nights."""
+    user = await make_user(db)
+    start = dt.date(2024, 1, 1)
+    rng = np.random.default_rng(7)
+    rmssd = np.exp(rng.normal(math.log(60), 0.08, 67))
+    rmssd[-7:] = np.exp(rng.normal(math.log(48), 0.02, 7))
+    for i, value in enumerate(rmssd):
+        await add_metrics(
+            db, user, start + dt.timedelta(days=i), hrv_rmssd_ms=float(value), sleep_s=7.5 * 3600, soreness=3
+        )
+    today = start + dt.timedelta(days=66)
+    await add_metrics(db, user, today, sleep_s=5 * 3600, soreness=9)  # a second source for the same day
+    with clock.frozen(at_noon_utc(today)):
+        await recompute_user(db, user, None)
+    row = (await state_rows(db, user))[today.isoformat()]
+    ln = np.log(rmssd)
+    pct = 100 * math.expm1(ln[-7:].mean() - ln[-61:-1].mean())  # 7-day mean vs the 60 days before today
+    assert pct < -10
+    # Two readings for today: the later one wins where both have a value, the HRV comes from the first.
+    assert row["readiness_reasons"] == [
+        f"HRV {abs(pct):.0f}% below your 60-day baseline",
+        "Short sleep: 5.0 h",
+        "High muscle soreness: 9/10",
+    ]
+    expected = daily_history(
+        start,
+        np.zeros(67),
+        rmssd_ms=rmssd,
+        sleep_h=np.r_[np.full(66, 7.5), 5.0],
+        soreness=np.r_[np.full(66, 3.0), 9.0],
+        readiness_settings=READINESS_SETTINGS,
+    )[-1]
+    assert row["readiness_score"] == expected.readiness_score
+    assert row["readiness_band"] == expected.readiness_band == "red"
+
+
+async def test_no_data_no_rows_and_removed_history_is_deleted(db: Database) -> None:
+    user = await make_user(db)
+    day = dt.date(2024, 5, 1)
+    with clock.frozen(at_noon_utc(day)):
+        empty = await recompute_user(db, user, None)
+        assert (empty.days, empty.changed, empty.stamp) == (0, 0, None)
+        first = await add_activity(db, user, local_ms(day - dt.timedelta(days=3), 9, "UTC"), 50)
+        await add_activity(db, user, local_ms(day - dt.timedelta(days=1), 9, "UTC"), 50)
+        await recompute_user(db, user, None)
+        assert len(await state_rows(db, user)) == 4
+        await delete_activity(db, user, first)
+        result = await recompute_user(db, user, None)
+    rows = await state_rows(db, user)
+    assert list(rows) == [(day - dt.timedelta(days=1)).isoformat(), day.isoformat()]
+    assert result.deleted == 2
+    tombstones = await db.fetch(
+        "SELECT row_id FROM sync_tombstones WHERE user_id = $1 AND table_name = 'daily_state'", user
+    )
+    assert len(tombstones) == 2

@@ -1,0 +1,200 @@
+"""recompute_user: bring a user's daily_state up to date after new, late or removed data.
+
+Incremental from the earliest changed day. Everything before `from_day` is unchanged by
+definition, so its stored state is valid: the computation resumes from the stored state at the
+start of a look-back window (the readiness baseline needs the 60 days before each day) and writes
+only days from `from_day` on. The EWMAs resume bit-exactly from full-precision stored values, and
+the rolling windows see the same inputs, so an incremental recompute equals a full one
+(tests/engine/test_recompute_properties.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field, replace
+
+from trainer.analysis.acwr import EwmaSeed, acwr_ewma
+from trainer.analysis.daily import DailyMetrics, daily_history
+from trainer.analysis.pmc import RAMP_DAYS, PmcState
+from trainer.db import Database, Transaction
+from trainer.engine import state_store
+from trainer.engine.days import today, user_zone
+from trainer.engine.inputs import LOOKBACK_DAYS, DailyInputs, history_start, read_inputs
+from trainer.engine.physiology import analysis_settings_for, readiness_settings_for
+from trainer.profile import UserSettings
+from trainer.store import users
+from trainer.store.stamps import next_stamp
+
+__all__ = ["LOOKBACK_DAYS", "RecomputeResult", "bring_up_to_date", "compute_rows", "recompute_user"]
+
+
+@dataclass(frozen=True)
+class RecomputeResult:
+    """What one recompute did; timings split so the benchmark can report compute vs DB time."""
+
+    user_id: str
+    first_day: dt.date | None  # first day compared against the stored rows (None: nothing computed)
+    last_day: dt.date | None  # the user's today (days up to here have a row)
+    days: int  # days compared
+    changed: int  # rows inserted or updated (each got the new stamp)
+    deleted: int  # rows removed because their day no longer has history
+    full: bool  # computed from the first day of history
+    stamp: int | None  # the change stamp of the writes, None when nothing changed
+    plan_changes: int = 0  # scheduled workouts / plans changed by the adaptation step
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: read, compute, write, plan
+
+
+def compute_rows(
+    inputs: DailyInputs,
+    *,
+    pmc_seed: PmcState | None,
+    acwr_seed: EwmaSeed,
+    settings: UserSettings,
+) -> list[state_store.StateRow]:
+    """daily_state rows for every day of `inputs` (pure: the same function serves tests and bench)."""
+    metrics = daily_history(
+        inputs.start,
+        inputs.loads,
+        rmssd_ms=inputs.rmssd_ms,
+        rhr_bpm=inputs.rhr_bpm,
+        sleep_h=inputs.sleep_h,
+        soreness=inputs.soreness,
+        stress=inputs.stress,
+        pmc_seed=pmc_seed,
+        acwr_seed=acwr_seed,
+        settings=analysis_settings_for(settings),
+        readiness_settings=readiness_settings_for(settings),
+    )
+    # The EWMA states themselves are stored so the next incremental run resumes them exactly.
+    ewma = acwr_ewma(inputs.loads, seed=acwr_seed)
+    return [_row(m, a, c) for m, a, c in zip(metrics, ewma.acute.tolist(), ewma.chronic.tolist(), strict=True)]
+
+
+def _row(m: DailyMetrics, acute: float, chronic: float) -> state_store.StateRow:
+    return {
+        "day": m.date.isoformat(),
+        "load": m.load,
+        "ctl": m.ctl,
+        "atl": m.atl,
+        "tsb": m.tsb,
+        "ramp": m.ramp,
+        "acwr": m.acwr_ewma,
+        "acwr_acute": acute,
+        "acwr_chronic": chronic,
+        "monotony": m.monotony,
+        "strain": m.strain,
+        "readiness_score": m.readiness_score,
+        "readiness_band": m.readiness_band,
+        "readiness_confidence": m.readiness_confidence,
+        "readiness_reasons": list(m.readiness_reasons),
+    }
+
+
+async def recompute_user(db: Database, user_id: str, from_day: dt.date | None = None) -> RecomputeResult:
+    """Recompute the user's daily state from `from_day` (None: from the first day of history) up to
+    the user's today, then re-apply the plan adaptation rules.
+
+    Call it after committing new or changed data, with the earliest local calendar day the data
+    touches (an activity's local start day, a daily_metrics day). Idempotent, and serialized per
+    user: concurrent calls for one user run one after the other, each seeing the other's result.
+    Raises trainer.errors.NotFound for an unknown user.
+    """
+    from trainer.engine.adaptation import adapt_after_recompute  # the plan layer builds on this module
+
+    timings: dict[str, float] = {}
+    async with db.transaction() as tx:
+        await tx.lock("recompute:" + user_id)
+        settings = UserSettings.model_validate((await users.get(tx, user_id)).settings)
+        result = await _recompute_state(tx, user_id, settings, from_day, timings)
+        t0 = time.perf_counter()
+        plan_changes = await adapt_after_recompute(tx, user_id, settings, from_day=result.first_day)
+        timings["plan"] = time.perf_counter() - t0
+    return replace(result, plan_changes=plan_changes, timings=timings)
+
+
+async def _recompute_state(
+    tx: Transaction, user_id: str, settings: UserSettings, from_day: dt.date | None, timings: dict[str, float]
+) -> RecomputeResult:
+    t0 = time.perf_counter()
+    zone = user_zone(settings)
+    end = today(zone)
+    start = await history_start(tx, user_id, zone)
+    if start is None:  # no data (left): no rows
+        stale = await state_store.ids_outside(tx, user_id, None, None)
+        return await _finish(tx, user_id, [], {}, stale, None, end, full=True, timings=timings, t0=t0)
+
+    window, write_from, seed = start, start, None
+    if from_day is not None and from_day >= start + dt.timedelta(days=LOOKBACK_DAYS + RAMP_DAYS):
+        seed = await state_store.read_seed(tx, user_id, from_day - dt.timedelta(days=LOOKBACK_DAYS))
+        if seed is not None:
+            window, write_from = from_day - dt.timedelta(days=LOOKBACK_DAYS), from_day
+    full = seed is None
+    # Rows whose day lost its history: before the first day (data removed; full runs only) or after today.
+    stale = await state_store.ids_outside(tx, user_id, start if full else None, end)
+    if write_from > end:
+        return await _finish(tx, user_id, [], {}, stale, None, end, full=full, timings=timings, t0=t0)
+
+    inputs = await read_inputs(tx, user_id, zone, window, end)
+    stored = await state_store.read_rows(tx, user_id, write_from, end)
+    t1 = time.perf_counter()
+    timings["read"] = t1 - t0
+    rows = compute_rows(
+        inputs,
+        pmc_seed=seed.pmc if seed else None,
+        acwr_seed=seed.acwr if seed else "zero",
+        settings=settings,
+    )[(write_from - window).days :]
+    timings["compute"] = time.perf_counter() - t1
+    return await _finish(tx, user_id, rows, stored, stale, write_from, end, full=full, timings=timings, t0=None)
+
+
+async def _finish(
+    tx: Transaction,
+    user_id: str,
+    rows: list[state_store.StateRow],
+    stored: dict[str, state_store.StateRow],
+    stale: list[str],
+    first: dt.date | None,
+    end: dt.date,
+    *,
+    full: bool,
+    timings: dict[str, float],
+    t0: float | None,
+) -> RecomputeResult:
+    if t0 is not None:
+        timings["read"] = time.perf_counter() - t0
+        timings.setdefault("compute", 0.0)
+    t1 = time.perf_counter()
+    changed = state_store.changed_rows(rows, stored)
+    stamp = None
+    if changed or stale:
+        stamp = await next_stamp(tx, user_id)
+        await state_store.write_changed(tx, user_id, changed, stamp)
+        await state_store.delete_rows(tx, user_id, stale, stamp)
+    timings["write"] = time.perf_counter() - t1
+    return RecomputeResult(
+        user_id=user_id,
+        first_day=first,
+        last_day=end if first is not None else None,
+        days=len(rows),
+        changed=len(changed),
+        deleted=len(stale),
+        full=full,
+        stamp=stamp,
+    )
+
+
+async def bring_up_to_date(db: Database, user_id: str) -> RecomputeResult | None:
+    """Extend daily_state to the user's today if it ends earlier (days pass without new data: CTL
+    decays, readiness moves on, yesterday's session may now be missed). Cheap when current: one read.
+
+    The dashboard calls this before reading, so the first look of the day also runs the plan rules.
+    """
+    settings = UserSettings.model_validate((await users.get(db, user_id)).settings)
+    local_today = today(user_zone(settings))
+    last = await db.fetchval("SELECT MAX(day) FROM daily_state WHERE user_id = $1", user_id)
+    if last is not None and str(last) >= local_today.isoformat():
+        return None
+    from_day = dt.date.fromisoformat(str(last)) + dt.timedelta(days=1) if last is not None else None
+    return await recompute_user(db, user_id, from_day)

@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     sync_max_push_bytes: int = Field(8 << 20, ge=1024)
 
     # -- logging
+    # -- webhooks and their processing queue (trainer/ingest)
+    webhook_path_token: SecretStr | None = None
+    ingest_workers: int = Field(2, ge=1, le=64)
+    ingest_max_attempts: int = Field(8, ge=1, le=100)
+    ingest_retry_base_s: float = Field(30.0, gt=0)
+    ingest_retry_max_s: float = Field(21600.0, gt=0)
+    ingest_lease_s: int = Field(300, ge=10)
+    ingest_stale_s: int = Field(60, ge=1)
+    ingest_keep_days: int = Field(14, ge=1)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -107,6 +117,14 @@ class Settings(BaseSettings):
         return value
 
     @property
+    @field_validator("webhook_path_token")
+    @classmethod
+    def _usable_path_token(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value() if value is not None else "off"
+        if text != "off" and not re.fullmatch(r"[A-Za-z0-9_-]{16,128}", text):
+            raise ValueError('must be 16-128 characters of A-Z a-z 0-9 _ - (or "off")')
+        return value
+
     def resolved_database_url(self) -> str:
         """The database actually used: the embedded SQLite file in data_dir unless one is configured."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'trainer.db').as_posix()}"

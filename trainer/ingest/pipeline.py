@@ -1,0 +1,247 @@
+"""The processing pipeline: one inbox event from its row to stored, analysed data.
+
+    claim row -> load account -> plugin.process (vendor fetch, outside any transaction)
+      -> persist new tokens -> compute training loads -> apply results in one transaction
+      -> recompute the user's daily state from the earliest changed day
+      -> mark done + notification hook in one transaction
+
+Every write is an upsert keyed by (source, external id), so a run repeated after a crash, a lost
+claim or a retry stores the same thing once. The claim is re-checked in the transactions that
+write (a worker that outlived its lease rolls back instead of racing its successor), and what was
+applied is remembered on the row, so a retry after a failed recompute still recomputes from the
+right day even when the vendor's answer no longer shows a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer.activity_load import load_for
+from trainer.config import Settings
+from trainer.db import Database
+from trainer.engine.recompute import recompute_user
+from trainer.errors import TrainerError
+from trainer.ingest import hooks, inbox
+from trainer.ingest.backoff import retry_delay_s
+from trainer.ingest.inbox import InboxRow
+from trainer.plugins import (
+    Account,
+    ActivitySource,
+    DeleteActivity,
+    Disconnect,
+    PermanentFailure,
+    Registry,
+    RetryLater,
+    SourceResult,
+    TokensChanged,
+    UpsertActivity,
+    UpsertDaily,
+)
+from trainer.profile import UserSettings
+from trainer.store import accounts, activities, daily, users
+from trainer.store.accounts import TokenCipher
+
+log = logging.getLogger("trainer.ingest")
+
+
+@dataclass
+class Context:
+    """What processing needs, built once per worker thread (trainer/ingest/runtime.py)."""
+
+    db: Database
+    plugins: Registry
+    settings: Settings
+    cipher: TokenCipher
+    ring: Callable[[Sequence[str]], Awaitable[None]]
+    ring_later: Callable[[str, float], Awaitable[None]]
+
+
+@dataclass
+class Changes:
+    """What applying one event's results changed; stored on the row as its `result`."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: int = 0
+    dailies: list[dt.date] = field(default_factory=list)
+    disconnected: bool = False
+    from_day: dt.date | None = None
+
+    def touch(self, day: dt.date | None) -> None:
+        if day is not None and (self.from_day is None or day < self.from_day):
+            self.from_day = day
+
+    def as_result(self) -> dict[str, Any]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "dailies": [d.isoformat() for d in self.dailies],
+            "disconnected": self.disconnected,
+            "from_day": self.from_day.isoformat() if self.from_day else None,
+        }
+
+
+async def process_row(ctx: Context, row_id: str) -> str:
+    """Claim and process one inbox row. Returns the state it ended in, or "skipped" when the row
+    was not claimable (done already, claimed elsewhere, not due, or its account is busy)."""
+    row = await inbox.claim(ctx.db, row_id, inbox.new_claim_token())
+    if row is None:
+        return "skipped"
+    try:
+        return await asyncio.wait_for(_process_claimed(ctx, row), timeout=ctx.settings.ingest_lease_s * 0.8)
+    except RetryLater as exc:
+        return await _retry(ctx, row, f"retry later: {exc}", exc.retry_after)
+    except PermanentFailure as exc:
+        return await _dead_letter(ctx, row, f"permanent failure: {exc}")
+    except inbox.LostClaim:
+        log.warning("inbox %s: claim lost while processing (ran past the lease); left to its new owner", row.id)
+        return "lost"
+    except TimeoutError:
+        return await _retry(ctx, row, "processing took longer than the lease allows", None)
+    except (TrainerError, OSError) as exc:
+        return await _retry(ctx, row, f"{type(exc).__name__}: {exc}", None)
+    except Exception as exc:  # a plugin's bug: keep the worker alive, keep the event for a fixed plugin
+        log.exception("inbox %s: unexpected error in plugin %s", row.id, row.plugin)
+        return await _retry(ctx, row, f"{type(exc).__name__}: {exc}", None)
+    finally:
+        await _ring_next(ctx, row)
+
+
+async def _process_claimed(ctx: Context, row: InboxRow) -> str:
+    source = ctx.plugins.get(row.plugin, ActivitySource)
+    if source is None:
+        raise PermanentFailure(f"no enabled plugin '{row.plugin}' processes events")
+    account = await accounts.get(ctx.db, ctx.cipher, row.user_id, row.plugin)
+    if account is None:
+        await _close(ctx, row, "ignored", note="the vendor account is not connected any more")
+        return "ignored"
+    results = await source.process(row.to_event(), account)
+    await persist_tokens(ctx, account, results)
+    loads = await compute_loads(ctx, row.user_id, results)
+    changes = await apply_results(ctx, row, results, loads)
+    recomputed = None
+    if changes.from_day is not None:
+        recomputed = await recompute_user(ctx.db, row.user_id, changes.from_day)
+    await complete(ctx, row, changes, recomputed)
+    return "done"
+
+
+async def persist_tokens(ctx: Context, account: Account, results: Sequence[SourceResult]) -> None:
+    """New tokens first, in their own commit: the vendor already killed the old refresh token, so
+    they must survive even if storing the data fails."""
+    for result in results:
+        if isinstance(result, TokensChanged):
+            async with ctx.db.transaction() as tx:
+                await accounts.save_tokens(tx, ctx.cipher, account.user_id, account.plugin, result.tokens)
+            account.tokens = result.tokens
+
+
+async def compute_loads(ctx: Context, user_id: str, results: Sequence[SourceResult]) -> list[Any]:
+    """Training load per UpsertActivity, computed before the write transaction opens (CPU work
+    must not hold SQLite's single write lock)."""
+    upserts = [r for r in results if isinstance(r, UpsertActivity)]
+    if not upserts:
+        return []
+    settings = UserSettings.model_validate((await users.get(ctx.db, user_id)).settings)
+    return [load_for(settings, r.imported) for r in upserts]
+
+
+async def apply_results(ctx: Context, row: InboxRow, results: Sequence[SourceResult], loads: list[Any]) -> Changes:
+    """Store everything the plugin returned in one transaction, together with the claim check."""
+    changes = Changes()
+    previous = (row.result or {}).get("from_day")
+    if previous:
+        changes.touch(dt.date.fromisoformat(previous))
+    pending_loads = iter(loads)
+    async with ctx.db.transaction() as tx:
+        for result in results:
+            if isinstance(result, UpsertActivity):
+                saved = await activities.save_imported(tx, row.user_id, result.imported, load=next(pending_loads))
+                if saved.created:
+                    changes.created.append(saved.activity_id)
+                elif saved.changed:
+                    changes.updated.append(saved.activity_id)
+                if saved.created or saved.changed:
+                    changes.touch(saved.day)
+            elif isinstance(result, DeleteActivity):
+                day = await activities.delete_by_external(tx, row.user_id, result.source, result.external_id)
+                if day is not None:
+                    changes.deleted += 1
+                    changes.touch(day)
+            elif isinstance(result, UpsertDaily):
+                day = await daily.save_daily_summary(tx, row.user_id, result.summary)
+                changes.dailies.append(day)
+                changes.touch(day)
+            elif isinstance(result, Disconnect):
+                changes.disconnected = await accounts.delete(tx, row.user_id, row.plugin)
+                if result.delete_data:
+                    days = await activities.delete_all_from_source(tx, row.user_id, row.plugin)
+                    changes.deleted += len(days)
+                    for day in days:
+                        changes.touch(day)
+        await inbox.mark_applied(tx, row, changes.as_result())
+    return changes
+
+
+async def complete(ctx: Context, row: InboxRow, changes: Changes, recomputed: Any) -> None:
+    """Mark the row done and run the extension hook, atomically."""
+    event = hooks.ProcessedEvent(
+        inbox_id=row.id,
+        user_id=row.user_id,
+        plugin=row.plugin,
+        kind=row.kind,
+        created=changes.created,
+        updated=changes.updated,
+        deleted=changes.deleted,
+        dailies=changes.dailies,
+        disconnected=changes.disconnected,
+        from_day=changes.from_day,
+        recompute=recomputed,
+    )
+    async with ctx.db.transaction() as tx:
+        await inbox.finish(tx, row, "done")
+        await hooks.on_activity_processed(tx, event)
+
+
+async def _close(ctx: Context, row: InboxRow, state: str, *, note: str) -> None:
+    async with ctx.db.transaction() as tx:
+        await inbox.finish(tx, row, "ignored" if state == "ignored" else "done", note=note)
+
+
+async def _retry(ctx: Context, row: InboxRow, error: str, retry_after: float | None) -> str:
+    if row.attempts >= ctx.settings.ingest_max_attempts:
+        return await _dead_letter(ctx, row, f"gave up after {row.attempts} attempts; last: {error}")
+    delay = retry_delay_s(
+        row.attempts,
+        base_s=ctx.settings.ingest_retry_base_s,
+        max_s=ctx.settings.ingest_retry_max_s,
+        retry_after_s=retry_after,
+    )
+    if await inbox.retry_later(ctx.db, row, delay_s=delay, error=error):
+        log.info(
+            "inbox %s: attempt %d failed, retrying in %.0f s: %s", row.id, row.attempts, delay, inbox.clean_error(error)
+        )
+        await ctx.ring_later(row.id, delay)
+    return "pending"
+
+
+async def _dead_letter(ctx: Context, row: InboxRow, error: str) -> str:
+    if await inbox.dead_letter(ctx.db, row, error=error):
+        log.warning("inbox %s (%s/%s) dead-lettered: %s", row.id, row.plugin, row.kind, inbox.clean_error(error))
+    return "failed"
+
+
+async def _ring_next(ctx: Context, row: InboxRow) -> None:
+    """The account is free again: ring its next due event (it may have been turned away meanwhile)."""
+    try:
+        following = await inbox.next_for_account(ctx.db, row.user_id, row.plugin)
+        if following is not None:
+            await ctx.ring([following])
+    except Exception:  # the sweeper rings it later; never mask the real outcome
+        log.warning("inbox %s: could not ring the account's next event", row.id, exc_info=True)

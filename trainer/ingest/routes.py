@@ -1,0 +1,148 @@
+"""Webhook endpoints: /webhooks/<path token>/<plugin>[/<kind>], one generic handler for every plugin.
+
+The routes come from the plugins' `webhook_kinds` at request time, so a third-party plugin gets
+its endpoints by being installed. A request is answered in this order, and stops at the first
+refusal:
+
+1. path token (constant-time) and a known plugin/kind, else 404 before the body is read;
+2. the kind's HTTP methods, else 405;
+3. the kind's body limit (`max_body_bytes`, from Content-Length and while reading), else 413;
+4. the plugin's `verify_webhook` (its authenticity checks), else its 401/400;
+5. the events are routed to users and recorded in one commit; the queue is rung after it;
+6. 200 (or the plugin's answer) — for replays and for unknown vendor users too.
+
+Durability comes before the answer: a 200 means the events are in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from trainer.config import ensure_secret_key
+from trainer.errors import PayloadTooLarge, TrainerError
+from trainer.http import json_error
+from trainer.ingest.accesslog import ROUTE_KEY
+from trainer.ingest.paths import PREFIX, path_token, token_matches
+from trainer.ingest.queue import EmbeddedWorker, IngestQueue
+from trainer.ingest.receive import receive
+from trainer.plugins import WebhookKind, WebhookReceiver, WebhookRequest
+from trainer.services import SERVICES
+
+log = logging.getLogger("trainer.ingest")
+
+
+@dataclass
+class Ingest:
+    """The server's side of ingestion: the doorbell, the path token, and counters for operators."""
+
+    queue: IngestQueue
+    token: str | None
+    stats: Counter[str] = field(default_factory=Counter)
+    worker: EmbeddedWorker | None = None
+
+
+INGEST = web.AppKey("ingest", Ingest)
+
+
+def setup_routes(app: web.Application) -> None:
+    """Add the webhook routes and the queue they ring (opened after the core services)."""
+    for depth in ("/{a}", "/{a}/{b}", "/{a}/{b}/{c}"):
+        app.router.add_route("*", PREFIX + depth, handle)
+    app.cleanup_ctx.append(_open_queue)
+
+
+def embed_worker(app: web.Application, workers: int) -> None:
+    """Run `workers` queue consumer threads inside this server (`trainer serve` without --no-worker)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        ingest = app[INGEST]
+        ingest.worker = EmbeddedWorker(ingest.queue, workers)
+        ingest.worker.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(ingest.worker.stop)
+
+    app.cleanup_ctx.append(context)
+
+
+async def _open_queue(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SERVICES].settings
+    app[INGEST] = Ingest(queue=IngestQueue(settings), token=path_token(settings, ensure_secret_key(settings)))
+    yield
+
+
+def _target(ingest: Ingest, request: web.Request) -> tuple[str, str]:
+    """(plugin, kind) named by the path, after the path token; 404 when the token is wrong."""
+    segments = [request.match_info[k] for k in ("a", "b", "c") if k in request.match_info]
+    if ingest.token is not None:
+        if len(segments) < 2 or not token_matches(ingest.token, segments[0]):
+            raise web.HTTPNotFound()
+        segments = segments[1:]
+    if len(segments) > 2:
+        raise web.HTTPNotFound()
+    return segments[0], segments[1] if len(segments) == 2 else ""
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    ingest = request.app[INGEST]
+    services = request.app[SERVICES]
+    plugin_name, kind_name = _target(ingest, request)
+    receiver = services.plugins.get(plugin_name, WebhookReceiver)
+    kind: WebhookKind | None = receiver.webhook_kinds.get(kind_name) if receiver is not None else None
+    if kind is None:
+        raise web.HTTPNotFound()
+    request[ROUTE_KEY] = f"{plugin_name}/{kind_name}"
+    if request.method not in kind.methods:
+        raise web.HTTPMethodNotAllowed(request.method, list(kind.methods))
+    body = await _read_body(request, kind.max_body_bytes)
+    try:
+        outcome = await receiver.verify_webhook(
+            WebhookRequest(request.method, kind_name, request.headers, request.query, body)
+        )
+    except TrainerError as exc:
+        ingest.stats["refused"] += 1
+        log.info("webhook %s/%s refused: %s", plugin_name, kind_name, exc.message)
+        raise
+    except Exception:  # a plugin's bug; logged by route, never by path (the path holds the token)
+        log.exception("webhook %s/%s: plugin %s failed to verify a request", plugin_name, kind_name, plugin_name)
+        return json_error(500, "INTERNAL_SERVER_ERROR", "Internal server error")
+    if outcome.events:
+        receipt = await receive(services.db, plugin_name, outcome.events)
+        ingest.stats["recorded"] += len(receipt.recorded)
+        ingest.stats["duplicates"] += receipt.duplicates
+        ingest.stats["unknown_users"] += receipt.unknown_users
+        if receipt.unknown_users:
+            log.info(
+                "webhook %s/%s: %d event(s) for unconnected accounts ignored",
+                plugin_name,
+                kind_name,
+                receipt.unknown_users,
+            )
+        await _ring(ingest, receipt.recorded)
+    return web.json_response(outcome.response if outcome.response is not None else {"ok": True}, status=outcome.status)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes before (Content-Length) or while reading."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    try:
+        return await request.clone(client_max_size=limit).read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+
+
+async def _ring(ingest: Ingest, row_ids: list[str]) -> None:
+    """Ring after the commit; a failed ring is only latency (the sweeper rings the rows later)."""
+    try:
+        await ingest.queue.ring(row_ids)
+    except Exception as exc:
+        ingest.stats["ring_failures"] += 1
+        log.warning("could not ring the queue for %d event(s), the sweeper will: %s", len(row_ids), exc)

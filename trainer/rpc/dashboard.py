@@ -76,7 +76,9 @@ class WeekTotals(Output):
     start: dt.date
     end: dt.date
     load: float = Field(description="Training load done this week so far")
-    planned_load: float | None = Field(description="Target load of the week's plan sessions (None: no plan)")
+    planned_load: float | None = Field(
+        description="Target load of the week's plan sessions as they stand after adaptation (None: no plan)"
+    )
     duration_s: float
     planned_duration_min: float | None
     sessions_completed: int
@@ -210,7 +212,7 @@ async def _week(
     )
     assert done is not None
     week = [w for w in workouts or [] if start.isoformat() <= str(w["day"]) <= end.isoformat()]
-    sessions = [w for w in week if w["kind"] != "rest"]
+    sessions = [w for w in week if (w["original_kind"] or w["kind"]) != "rest"]  # adapted to rest: still planned
     return WeekTotals(
         start=start,
         end=end,

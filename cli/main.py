@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from trainer_cli import backup_cmd, config_cmd, doctor_cmd, migrate_cmd, serve_cmd, user_cmd
+from trainer_cli import backup_cmd, codegen_cmd, config_cmd, doctor_cmd, migrate_cmd, serve_cmd, user_cmd
 from trainer_cli.common import console, state
 
 from trainer import __version__
@@ -48,6 +48,7 @@ app.command("migrate")(migrate_cmd.migrate)
 app.add_typer(user_cmd.app, name="user")
 app.add_typer(config_cmd.app, name="config")
 app.command("doctor")(doctor_cmd.doctor_command)
+app.command("codegen")(codegen_cmd.codegen)
 app.command("backup")(backup_cmd.backup)
 app.command("restore")(backup_cmd.restore)
 

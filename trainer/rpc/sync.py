@@ -54,7 +54,7 @@ def _describe(column: Column) -> str:
     notes = {"instant": "milliseconds since the epoch", "day": "YYYY-MM-DD", "json": "JSON-encoded text"}
     parts = [notes[column.kind]] if column.kind in notes else []
     if not column.writable:
-        parts.append("server-computed, read-only")
+        parts.append("set by the server, read-only")
     return "; ".join(parts)
 
 

@@ -1,0 +1,131 @@
+"""Re-analyse stored activities when the user's physiology settings change.
+
+A new HRmax, HRrest, LTHR, sex, birth year (when HRmax is estimated from age) or zone model changes
+every activity's load: the same hour at 150 bpm is a different effort for a different athlete. This
+re-runs the per-activity analysis from the stored streams through the same function the import
+used (trainer.activity_load.load_for), patches the activities whose numbers changed, and recomputes
+the daily state from the earliest of them. A time-zone change only moves days: a full recompute.
+
+Bounded on purpose, because it runs after a settings change: activities from the last `days` days
+(default 365), newest first, at most `limit` (default 1000). Older activities keep the loads they
+were given; their effect on today's CTL has decayed to almost nothing anyway (e^(-365/42) < 0.02 %).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from trainer import clock
+from trainer.activity_load import load_for
+from trainer.analysis.load import ActivityLoad
+from trainer.db import Database, Row
+from trainer.engine.days import local_day, today, user_zone
+from trainer.engine.physiology import analysis_settings_for, physiology_for
+from trainer.engine.recompute import RecomputeResult, recompute_user
+from trainer.normalized import Activity, ImportedActivity, Sport
+from trainer.profile import UserSettings
+from trainer.store import users
+from trainer.store.activities import get_streams
+from trainer.store.stamps import next_stamp
+from trainer.sync.writes import upsert_server_row
+
+__all__ = ["ReanalysisResult", "after_settings_change", "reanalyse_user", "what_changed"]
+
+DEFAULT_DAYS = 365
+DEFAULT_LIMIT = 1000
+_BATCH = 50  # activities patched per transaction: short write locks on SQLite
+_CHANNELS = ("heart_rate", "speed_m_s", "power_w")
+
+
+@dataclass(frozen=True)
+class ReanalysisResult:
+    examined: int
+    changed: int
+    recompute: RecomputeResult | None
+
+
+def what_changed(old: UserSettings, new: UserSettings) -> Literal["activities", "days", None]:
+    """'activities' when per-activity loads change, 'days' when only the day boundaries move."""
+    if physiology_for(old) != physiology_for(new) or analysis_settings_for(old) != analysis_settings_for(new):
+        return "activities"
+    if old.timezone != new.timezone:
+        return "days"
+    return None
+
+
+async def after_settings_change(
+    db: Database, user_id: str, old: UserSettings, new: UserSettings
+) -> ReanalysisResult | None:
+    """What to run after the user's settings were saved (call it after the commit)."""
+    match what_changed(old, new):
+        case "activities":
+            return await reanalyse_user(db, user_id)
+        case "days":
+            return ReanalysisResult(0, 0, await recompute_user(db, user_id, None))
+    return None
+
+
+def _imported(row: Row, streams: Any) -> ImportedActivity:
+    """The stored activity in the shape load_for takes (only the fields the load depends on)."""
+    try:
+        sport = Sport(row["sport"])
+    except ValueError:
+        sport = Sport.OTHER
+    activity = Activity(
+        source="app",
+        external_id=str(row["id"]),
+        sport=sport,
+        start_time=clock.ms_to_datetime(int(row["start_time"])),
+        duration_s=row["duration_s"],
+        moving_time_s=row["moving_time_s"],
+        avg_hr_bpm=row["avg_hr"],
+    )
+    return ImportedActivity(activity=activity, streams=streams)
+
+
+def _differs(row: Row, load: ActivityLoad) -> bool:
+    pairs = ((row["training_load"], load.load), (row["trimp"], load.trimp), (row["hr_tss"], load.hr_tss))
+    for old, new in pairs:
+        if (old is None) != (new is None):
+            return True
+        if old is not None and new is not None and not math.isclose(float(old), float(new), rel_tol=1e-9):
+            return True
+    return False
+
+
+async def reanalyse_user(
+    db: Database, user_id: str, *, days: int = DEFAULT_DAYS, limit: int = DEFAULT_LIMIT
+) -> ReanalysisResult:
+    """Recompute the loads of the user's recent activities with their current settings."""
+    settings = UserSettings.model_validate((await users.get(db, user_id)).settings)
+    zone = user_zone(settings)
+    since = today(zone) - dt.timedelta(days=days)
+    rows = await db.fetch(
+        """SELECT id, sport, start_time, duration_s, moving_time_s, avg_hr, training_load, trimp, hr_tss
+           FROM activities WHERE user_id = $1 AND start_time >= $2 ORDER BY start_time DESC LIMIT $3""",
+        user_id,
+        clock.datetime_to_ms(dt.datetime.combine(since, dt.time(0), tzinfo=zone)),
+        limit,
+    )
+    patches: list[tuple[Row, ActivityLoad]] = []
+    for row in rows:
+        streams = await get_streams(db, user_id, str(row["id"]), _CHANNELS)
+        load = load_for(settings, _imported(row, streams))
+        if load is not None and _differs(row, load):
+            patches.append((row, load))
+    for i in range(0, len(patches), _BATCH):
+        async with db.transaction() as tx:
+            stamp = await next_stamp(tx, user_id)
+            for row, load in patches[i : i + _BATCH]:
+                values = {"trimp": load.trimp, "hr_tss": load.hr_tss, "training_load": load.load}
+                await upsert_server_row(
+                    tx, user_id, "activities", {"id": row["id"], **values, "analysis": load.to_dict()}, stamp=stamp
+                )
+    recomputed = None
+    if patches:
+        first = min(local_day(int(r["start_time"]), zone) for r, _ in patches)
+        recomputed = await recompute_user(db, user_id, first)
+    return ReanalysisResult(examined=len(rows), changed=len(patches), recompute=recomputed)

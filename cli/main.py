@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from trainer_cli import backup_cmd, codegen_cmd, config_cmd, doctor_cmd, migrate_cmd, serve_cmd, user_cmd
+from trainer_cli import (
+    backup_cmd,
+    codegen_cmd,
+    config_cmd,
+    doctor_cmd,
+    inbox_cmd,
+    migrate_cmd,
+    serve_cmd,
+    user_cmd,
+    webhooks_cmd,
+    worker_cmd,
+)
 from trainer_cli.common import console, state
 
 from trainer import __version__
@@ -44,9 +55,12 @@ def version() -> None:
 
 
 app.command("serve")(serve_cmd.serve)
+app.command("worker")(worker_cmd.worker)
 app.command("migrate")(migrate_cmd.migrate)
 app.add_typer(user_cmd.app, name="user")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(inbox_cmd.app, name="inbox")
+app.add_typer(webhooks_cmd.app, name="webhooks")
 app.command("doctor")(doctor_cmd.doctor_command)
 app.command("codegen")(codegen_cmd.codegen)
 app.command("backup")(backup_cmd.backup)

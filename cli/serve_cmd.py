@@ -12,6 +12,9 @@ from trainer import logs
 from trainer.app import create_app
 from trainer.config import Settings, ensure_secret_key
 from trainer.errors import TrainerError
+from trainer.ingest import routes as ingest_routes
+from trainer.ingest.accesslog import RedactingAccessLogger
+from trainer.ingest.queue import describe as describe_queue
 
 
 def serve(
@@ -26,13 +29,17 @@ def serve(
     SIGINT or SIGTERM stop it gracefully: in-flight requests finish, then connections close.
     """
     config = settings(host=host, port=port)
+    if no_worker and config.queue_url.startswith("memory://"):
+        fail("queue_url = memory:// is consumed only inside this process: drop --no-worker or use another queue", 2)
     logs.configure(config.log_level, config.log_format)
     try:
         ensure_secret_key(config)
     except TrainerError as exc:
         fail(exc.message, 2)
     app = create_app(config)
-    console.print(_banner(config), highlight=False)
+    if not no_worker:
+        ingest_routes.embed_worker(app, config.ingest_workers)
+    console.print(_banner(config, worker=not no_worker), highlight=False)
     try:
         web.run_app(
             app,
@@ -41,6 +48,7 @@ def serve(
             shutdown_timeout=config.shutdown_timeout_s,
             print=None,
             access_log_format='%{X-Request-ID}o %a "%r" %s %b %Tfs',
+            access_log_class=RedactingAccessLogger,  # webhook paths carry a secret token
         )
     except OSError as exc:
         fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
@@ -48,7 +56,8 @@ def serve(
         fail(exc.message)
 
 
-def _banner(config: Settings) -> str:
+def _banner(config: Settings, *, worker: bool) -> str:
     where = config.resolved_database_url
     db = f"SQLite at {where.removeprefix('sqlite:///')}" if config.is_sqlite else "PostgreSQL"
-    return f"trainer listening on http://{config.host}:{config.port} ({db}); Ctrl-C to stop"
+    queue = f"{config.ingest_workers} worker thread(s) on the {describe_queue(config)}" if worker else "no worker"
+    return f"trainer listening on http://{config.host}:{config.port} ({db}; {queue}); Ctrl-C to stop"

@@ -282,7 +282,7 @@ async def retry_later(db: Database, row: InboxRow, *, delay_s: float, error: str
         row.id,
         row.locked_by,
         now + int(delay_s * 1000),
-        clean_error(error),
+        redact(error),
         now,
     )
     return bool(changed)
@@ -295,7 +295,7 @@ async def dead_letter(db: Database, row: InboxRow, *, error: str) -> bool:
            WHERE id = $1 AND state = 'processing' AND locked_by = $2""",
         row.id,
         row.locked_by,
-        clean_error(error),
+        redact(error),
         clock.now_ms(),
     )
     return bool(changed)
@@ -307,14 +307,15 @@ _SECRETISH = re.compile(
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
-def clean_error(message: str) -> str:
-    """An error fit to store and show: one bounded text with token-like values masked.
+def redact(message: str, limit: int = MAX_ERROR) -> str:
+    """Text fit to store and show: bounded, with token-like values masked.
 
-    Vendor errors can quote the URL they failed on (Garmin callback URLs carry a token).
+    Vendor errors can quote the URL they failed on, and payloads can hold one (Garmin callback URLs
+    carry a token); neither belongs in a log line or on an operator's screen.
     """
     text = _SECRETISH.sub(r"\1=***", message)
     text = _BEARER.sub(r"\1***", text)
-    return text[:MAX_ERROR]
+    return text[:limit]
 
 
 # -- the sweeper's queries -----------------------------------------------------------------------

@@ -225,7 +225,7 @@ async def _retry(ctx: Context, row: InboxRow, error: str, retry_after: float | N
     )
     if await inbox.retry_later(ctx.db, row, delay_s=delay, error=error):
         log.info(
-            "inbox %s: attempt %d failed, retrying in %.0f s: %s", row.id, row.attempts, delay, inbox.clean_error(error)
+            "inbox %s: attempt %d failed, retrying in %.0f s: %s", row.id, row.attempts, delay, inbox.redact(error)
         )
         await ctx.ring_later(row.id, delay)
     return "pending"
@@ -233,7 +233,7 @@ async def _retry(ctx: Context, row: InboxRow, error: str, retry_after: float | N
 
 async def _dead_letter(ctx: Context, row: InboxRow, error: str) -> str:
     if await inbox.dead_letter(ctx.db, row, error=error):
-        log.warning("inbox %s (%s/%s) dead-lettered: %s", row.id, row.plugin, row.kind, inbox.clean_error(error))
+        log.warning("inbox %s (%s/%s) dead-lettered: %s", row.id, row.plugin, row.kind, inbox.redact(error))
     return "failed"
 
 

@@ -82,7 +82,7 @@ class IngestQueue:
     ) -> None:
         self.settings = settings
         self.huey = make_huey(settings, name=name)
-        self._plugins = plugins
+        self.plugins = plugins  # how worker threads load plugins (tests inject theirs before the first task)
         self._local = threading.local()
         self._process = self.huey.task(name=PROCESS_TASK)(self._run_process)
         self._sweep = self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._run_sweep)
@@ -113,8 +113,9 @@ class IngestQueue:
 
     # -- consumers ----------------------------------------------------------------------------
 
-    def consumer(self, workers: int, *, embedded: bool = False) -> Consumer:
-        """A thread consumer; `embedded` ones leave the process's signal handlers alone."""
+    def consumer(self, workers: int, *, embedded: bool = False, graceful_signal: str = "INT") -> Consumer:
+        """A thread consumer; `embedded` ones leave the process's signal handlers alone, others stop
+        gracefully on `graceful_signal` ("INT" or "TERM") and at once on the other."""
         cls = _EmbeddedConsumer if embedded else Consumer
         # Redis blocks on its queue; the others are polled: at most every 0.5 s once idle.
         return cls(
@@ -128,13 +129,14 @@ class IngestQueue:
             check_worker_health=True,
             health_check_interval=5,
             shutdown_timeout=self.settings.shutdown_timeout_s,
+            graceful_signal=graceful_signal,
         )
 
     def _runtime(self) -> WorkerRuntime:
         runtime = getattr(self._local, "runtime", None)
         if runtime is None:
             runtime = WorkerRuntime.open(
-                self.settings, ring=self.ring_now, ring_later=self.ring_later, plugins=self._plugins
+                self.settings, ring=self.ring_now, ring_later=self.ring_later, plugins=self.plugins
             )
             self._local.runtime = runtime
         return runtime

@@ -31,6 +31,7 @@ from trainer.ingest.accesslog import ROUTE_KEY
 from trainer.ingest.paths import PREFIX, path_token, token_matches
 from trainer.ingest.queue import EmbeddedWorker, IngestQueue
 from trainer.ingest.receive import receive
+from trainer.ingest.runtime import PluginLoader, installed_plugins
 from trainer.plugins import WebhookKind, WebhookReceiver, WebhookRequest
 from trainer.services import SERVICES
 
@@ -48,6 +49,9 @@ class Ingest:
 
 
 INGEST = web.AppKey("ingest", Ingest)
+WORKER_PLUGINS = web.AppKey("ingest_worker_plugins", PluginLoader)
+"""How this server's worker threads load plugins (default: the installed ones); set before startup
+by programs that register plugins themselves, such as tests."""
 
 
 def setup_routes(app: web.Application) -> None:
@@ -74,7 +78,8 @@ def embed_worker(app: web.Application, workers: int) -> None:
 
 async def _open_queue(app: web.Application) -> AsyncIterator[None]:
     settings = app[SERVICES].settings
-    app[INGEST] = Ingest(queue=IngestQueue(settings), token=path_token(settings, ensure_secret_key(settings)))
+    queue = IngestQueue(settings, plugins=app.get(WORKER_PLUGINS, installed_plugins))
+    app[INGEST] = Ingest(queue=queue, token=path_token(settings, ensure_secret_key(settings)))
     yield
 
 

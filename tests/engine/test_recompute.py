@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 
@@ -181,3 +182,13 @@ async def test_no_data_no_rows_and_removed_history_is_deleted(db: Database) -> N
         "SELECT row_id FROM sync_tombstones WHERE user_id = $1 AND table_name = 'daily_state'", user
     )
     assert len(tombstones) == 2
+
+
+async def test_concurrent_recomputes_of_one_user_run_one_after_the_other(db: Database) -> None:
+    """Ingest and the dashboard may both recompute at once: exactly one of them writes the rows."""
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        results = await asyncio.gather(*(recompute_user(db, user, day) for day in (None, D1, None, D1)))
+    assert sorted(r.changed for r in results) == [0, 0, 0, 42]
+    assert len({r.stamp for r in results if r.stamp is not None}) == 1
+    assert len(await state_rows(db, user)) == 42

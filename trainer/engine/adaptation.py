@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 from trainer.analysis.daily import acwr_norm
@@ -152,7 +153,7 @@ async def _reschedule(
             row["description"],
             workouts[i].phase,
         )
-    calendar = type(calendar)(calendar.start, calendar.race_date, calendar.sport, calendar.weeks, tuple(workouts))
+    calendar = replace(calendar, workouts=tuple(workouts))
     for adj in reschedule_missed(calendar, missed, local_today):
         row = rows[adj.date.isoformat()]
         if adj.date < local_today:

@@ -113,6 +113,19 @@ async def recompute_user(db: Database, user_id: str, from_day: dt.date | None = 
     return replace(result, plan_changes=plan_changes, timings=timings)
 
 
+async def _window(
+    tx: Transaction, user_id: str, start: dt.date, from_day: dt.date | None
+) -> tuple[dt.date, dt.date, state_store.Seed | None]:
+    """(first day to compute, first day to write, seed): incremental when the look-back window
+    fits after the first day of history and its seed rows are stored, else full from `start`."""
+    if from_day is not None and from_day >= start + dt.timedelta(days=LOOKBACK_DAYS + RAMP_DAYS):
+        window = from_day - dt.timedelta(days=LOOKBACK_DAYS)
+        seed = await state_store.read_seed(tx, user_id, window)
+        if seed is not None:
+            return window, from_day, seed
+    return start, start, None
+
+
 async def _recompute_state(
     tx: Transaction, user_id: str, settings: UserSettings, from_day: dt.date | None, timings: dict[str, float]
 ) -> RecomputeResult:
@@ -120,59 +133,41 @@ async def _recompute_state(
     zone = user_zone(settings)
     end = today(zone)
     start = await history_start(tx, user_id, zone)
-    if start is None:  # no data (left): no rows
+    rows: list[state_store.StateRow] = []
+    stored: dict[str, state_store.StateRow] = {}
+    first: dt.date | None = None
+    full = True
+    compute_s = 0.0
+    if start is None:  # no data (left): no rows at all
         stale = await state_store.ids_outside(tx, user_id, None, None)
-        return await _finish(tx, user_id, [], {}, stale, None, end, full=True, timings=timings, t0=t0)
-
-    window, write_from, seed = start, start, None
-    if from_day is not None and from_day >= start + dt.timedelta(days=LOOKBACK_DAYS + RAMP_DAYS):
-        seed = await state_store.read_seed(tx, user_id, from_day - dt.timedelta(days=LOOKBACK_DAYS))
-        if seed is not None:
-            window, write_from = from_day - dt.timedelta(days=LOOKBACK_DAYS), from_day
-    full = seed is None
-    # Rows whose day lost its history: before the first day (data removed; full runs only) or after today.
-    stale = await state_store.ids_outside(tx, user_id, start if full else None, end)
-    if write_from > end:
-        return await _finish(tx, user_id, [], {}, stale, None, end, full=full, timings=timings, t0=t0)
-
-    inputs = await read_inputs(tx, user_id, zone, window, end)
-    stored = await state_store.read_rows(tx, user_id, write_from, end)
-    t1 = time.perf_counter()
-    timings["read"] = t1 - t0
-    rows = compute_rows(
-        inputs,
-        pmc_seed=seed.pmc if seed else None,
-        acwr_seed=seed.acwr if seed else "zero",
-        settings=settings,
-    )[(write_from - window).days :]
-    timings["compute"] = time.perf_counter() - t1
-    return await _finish(tx, user_id, rows, stored, stale, write_from, end, full=full, timings=timings, t0=None)
-
-
-async def _finish(
-    tx: Transaction,
-    user_id: str,
-    rows: list[state_store.StateRow],
-    stored: dict[str, state_store.StateRow],
-    stale: list[str],
-    first: dt.date | None,
-    end: dt.date,
-    *,
-    full: bool,
-    timings: dict[str, float],
-    t0: float | None,
-) -> RecomputeResult:
-    if t0 is not None:
-        timings["read"] = time.perf_counter() - t0
-        timings.setdefault("compute", 0.0)
-    t1 = time.perf_counter()
+    else:
+        window, first, seed = await _window(tx, user_id, start, from_day)
+        full = seed is None
+        # Rows whose day lost its history: before the first day (data removed) or after today.
+        stale = await state_store.ids_outside(tx, user_id, start if full else None, end)
+        if first > end:
+            first = None
+        else:
+            inputs = await read_inputs(tx, user_id, zone, window, end)
+            stored = await state_store.read_rows(tx, user_id, first, end)
+            t1 = time.perf_counter()
+            rows = compute_rows(
+                inputs,
+                pmc_seed=seed.pmc if seed else None,
+                acwr_seed=seed.acwr if seed else "zero",
+                settings=settings,
+            )[(first - window).days :]
+            compute_s = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    timings["read"] = t2 - t0 - compute_s
+    timings["compute"] = compute_s
     changed = state_store.changed_rows(rows, stored)
     stamp = None
     if changed or stale:
         stamp = await next_stamp(tx, user_id)
         await state_store.write_changed(tx, user_id, changed, stamp)
         await state_store.delete_rows(tx, user_id, stale, stamp)
-    timings["write"] = time.perf_counter() - t1
+    timings["write"] = time.perf_counter() - t2
     return RecomputeResult(
         user_id=user_id,
         first_day=first,

@@ -60,7 +60,7 @@ def distance_text(meters: Any, units: Units) -> str | None:
 
 
 def sport_text(sport: Any) -> str:
-    """"trail_run" -> "Trail Run"; an unknown or missing sport reads as "Activity"."""
+    """Sport id to words: "trail_run" -> "Trail Run"; unknown or missing -> "Activity"."""
     if not isinstance(sport, str) or not sport or sport == "other":
         return "Activity"
     return sport.replace("_", " ").title()

@@ -206,3 +206,28 @@ async def test_load_spike_far_above_the_usual_ratio_reduces_today(db: Database) 
     assert row["target_load"] < json.loads(planned)["target_load"]
     assert f"Acute:chronic load ratio {acwr:.2f} is above 1.5: reduced today's load" in row["adaptation_reason"]
     assert "Form (TSB) -" in row["adaptation_reason"]
+
+
+async def test_a_session_the_athlete_edited_is_left_alone(db: Database) -> None:
+    user = await make_user(db)
+    with clock.frozen(at_noon_utc(MONDAY)):
+        plan_id = await create_plan(db, user, PlanSpec("10k", RACE, "run", weekly_hours=5))
+    plan = await get_plan(db, user, plan_id)
+    build = {str(w["day"]) for w in plan.workouts if plan.phase_on(dt.date.fromisoformat(str(w["day"]))) == "build"}
+    day = _first(plan.workouts, "intervals", MONDAY, build)
+    await _hrv_history(db, user, day - dt.timedelta(days=69), 70, low_last=7)
+    # Low HRV, but the athlete already swapped today's intervals for a tempo run on the phone.
+    await db.execute(
+        "UPDATE scheduled_workouts SET kind = 'tempo', changed_by_device = 'phone' WHERE user_id = $1 AND day = $2",
+        user,
+        day.isoformat(),
+    )
+    with clock.frozen(at_noon_utc(day)):
+        await recompute_user(db, user, None)
+    row = await _workout(db, user, day)
+    assert (row["kind"], row["status"], row["original_kind"], row["changed_by_device"]) == (
+        "tempo",
+        "planned",
+        None,
+        "phone",
+    )

@@ -10,7 +10,8 @@ In order, all through stamped server writes so every change syncs to the app:
    as kind + original_kind + adaptation_reason, status 'adapted';
 4. the plan's current_phase follows the calendar; after race day the plan is 'completed'.
 Only today is adapted: readiness is a morning reading, and tomorrow's session is judged tomorrow.
-Sessions completed, missed or skipped (by the athlete, in the app) are never changed again.
+Sessions completed, missed or skipped (by the athlete, in the app) are never changed again, and a
+session the athlete edited in the app is theirs: the rules neither adapt nor restore it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from trainer.profile import UserSettings
 from trainer.store.stamps import next_stamp
 from trainer.sync.writes import upsert_server_row
 
-__all__ = ["adapt_after_recompute", "day_state"]
+__all__ = ["adapt_after_recompute", "day_state", "edited_by_athlete"]
 
 OPEN = ("planned", "adapted")  # statuses the server may still change
 _REASON_MAX = 1000  # scheduled_workouts.adaptation_reason limit (trainer/sync/tables.py)
@@ -55,8 +56,19 @@ class _Writer:
         if self.stamp is None:
             self.stamp = await next_stamp(self.tx, self.user_id)
         await upsert_server_row(self.tx, self.user_id, table, {"id": row["id"], **diff}, stamp=self.stamp)
-        row.update(diff)
+        row.update(diff, changed_by_device=None)
         self.count += 1
+
+
+def edited_by_athlete(row: Row) -> bool:
+    """The last change came from a device (sync marks it; any server write clears the mark), or a
+    'planned' session no longer matches what was planned (an edit pushed without a device id)."""
+    if row.get("changed_by_device"):
+        return True
+    if row["status"] != "planned" or not row.get("planned"):
+        return False
+    planned = planned_of(row)
+    return any(not _same(row[k], planned[k]) for k in ("kind", "target_load", "target_duration_min"))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -86,7 +98,7 @@ async def adapt_after_recompute(
     if missed:
         await _reschedule(writer, plan, rows, missed, local_today)
     row = rows.get(local_today.isoformat())
-    if row is not None and row["status"] in OPEN:
+    if row is not None and row["status"] in OPEN and not edited_by_athlete(row):
         state = await day_state(tx, user_id, settings, local_today)
         await _adapt_today(writer, plan, row, state, local_today)
     await _update_plan(writer, plan, local_today)

@@ -48,7 +48,7 @@ _TITLE = {
 _PLAN_COLUMNS = "id, name, sport, goal, start_date, race_date, status, current_phase, options, updated_stamp"
 _WORKOUT_COLUMNS = (
     "id, plan_id, day, kind, title, description, target_duration_min, target_load, status, "
-    "completed_activity_id, original_kind, adaptation_reason, planned, updated_stamp"
+    "completed_activity_id, original_kind, adaptation_reason, planned, updated_stamp, changed_by_device"
 )
 
 

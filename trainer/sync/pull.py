@@ -13,9 +13,10 @@ Three kinds of pull:
   restore from backup): it may have missed deletions, so the app must drop local rows that are
   synced but absent from the snapshot (docs/sync.md);
 - incremental: rows with `updated_stamp > lastPulledAt`, `created` when `created_stamp >
-  lastPulledAt`, else `updated`; tombstones newer than `lastPulledAt` as `deleted`. Rows and
-  tombstones whose last change came from the calling device are skipped (it already has them:
-  WatermelonDB issue #649); any later change by someone else clears that mark, so nothing is lost.
+  lastPulledAt` (unless the calling device created the row: it holds it), else `updated`;
+  tombstones newer than `lastPulledAt` as `deleted`. Rows and tombstones whose last change came
+  from the calling device are skipped (it already has them: WatermelonDB issue #649); any later
+  change by someone else clears that mark, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def incremental_sql(table: Table, migration: MigrationRequest) -> tuple[str, str
     extra = [_non_default(table.by_name[c]) for c in migration.columns.get(table.name, ())]
     if extra:
         wanted = f"({wanted}) OR {' OR '.join(extra)}"
-    return f"{base} AND ({wanted}) AND created_stamp > $2", f"{base} AND ({wanted}) AND created_stamp <= $2"
+    # new to this device: created after its last pull, and not by itself (it holds what it created)
+    new = "created_stamp > $2 AND (created_by_device IS NULL OR created_by_device <> $3)"
+    return f"{base} AND ({wanted}) AND {new}", f"{base} AND ({wanted}) AND NOT ({new})"
 
 
 _TOMBSTONES_SQL = (

@@ -193,7 +193,7 @@ async def _apply_upserts(
                 kept.append((row, True))
         prepared = kept
     await rows.upsert_many(
-        tx, user_id, batch.table, [(row, None if adjusted else device) for row, adjusted in prepared], stamp
+        tx, user_id, batch.table, [(row, None if adjusted else device) for row, adjusted in prepared], stamp, device
     )
     if orphans:
         gone = await rows.delete(tx, user_id, batch.table, orphans, stamp, None)

@@ -70,9 +70,11 @@ async def owned_ids(tx: Queries, user_id: str, table: Table, ids: Iterable[str])
 
 @lru_cache(maxsize=256)
 def _upsert_sql(table_name: str, columns: tuple[str, ...]) -> str:
-    names = ", ".join(("id", "user_id", *columns, "created_stamp", "updated_stamp", "changed_by_device"))
+    names = ", ".join(
+        ("id", "user_id", *columns, "created_stamp", "updated_stamp", "changed_by_device", "created_by_device")
+    )
     n = len(columns)
-    values = placeholders(1, n + 2) + f", ${n + 3}, ${n + 3}, ${n + 4}"
+    values = placeholders(1, n + 2) + f", ${n + 3}, ${n + 3}, ${n + 4}, ${n + 5}"
     updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns, "updated_stamp", "changed_by_device"))
     return (
         f"INSERT INTO {table_name} ({names}) VALUES ({values}) "
@@ -102,14 +104,25 @@ async def upsert(tx: Transaction, user_id: str, table: Table, row: Row, stamp: i
 
 
 async def upsert_many(
-    tx: Transaction, user_id: str, table: Table, rows: Sequence[tuple[Row, str | None]], stamp: int
+    tx: Transaction,
+    user_id: str,
+    table: Table,
+    rows: Sequence[tuple[Row, str | None]],
+    stamp: int,
+    creator: str | None,
 ) -> None:
-    """Upsert full rows (each with every column of the first) whose ownership the caller checked."""
+    """Upsert full rows (each with every column of the first) whose ownership the caller checked.
+
+    Each row comes with the device to record as its last changer; `creator` is recorded on rows that
+    are inserted (it already holds them, so its pulls list them as updated, not created).
+    """
     if not rows:
         return
     columns = tuple(k for k in rows[0][0] if k != "id")
     sql = _upsert_sql(table.name, columns)
-    await tx.executemany(sql, [[row["id"], user_id, *(row[c] for c in columns), stamp, device] for row, device in rows])
+    await tx.executemany(
+        sql, [[row["id"], user_id, *(row[c] for c in columns), stamp, device, creator] for row, device in rows]
+    )
     await forget_deletions(tx, user_id, table.name, [row["id"] for row, _ in rows])
 
 

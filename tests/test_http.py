@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -19,6 +20,8 @@ from trainer.errors import RateLimited
 from trainer.http import SECURITY_HEADERS
 
 ORIGIN = "https://app.example.com"
+# Middlewares do not depend on the database: those tests run on SQLite only; readiness runs on both.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 GENERATED_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -48,6 +51,7 @@ async def serve(tmp_path: Path, db_url: str, db: Database, **overrides: Any) -> 
 # -- request ids ----------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_request_id_is_generated_when_absent(client: TestClient) -> None:
     first = await client.get("/healthz")
     second = await client.get("/healthz")
@@ -55,18 +59,21 @@ async def test_request_id_is_generated_when_absent(client: TestClient) -> None:
     assert first.headers["X-Request-ID"] != second.headers["X-Request-ID"]
 
 
+@sqlite_only
 async def test_valid_incoming_request_id_is_echoed(client: TestClient) -> None:
     for rid in ("abc-123", "proxy.req_42", "x" * 64):
         resp = await client.get("/healthz", headers={"X-Request-ID": rid})
         assert resp.headers["X-Request-ID"] == rid
 
 
+@sqlite_only
 async def test_invalid_incoming_request_id_is_replaced(client: TestClient) -> None:
     for rid in ("x" * 65, "has space", "semi;colon", "<script>", "ünïcode"):
         resp = await client.get("/healthz", headers={"X-Request-ID": rid})
         assert GENERATED_ID.match(resp.headers["X-Request-ID"]), rid
 
 
+@sqlite_only
 async def test_request_id_on_errors_too(client: TestClient) -> None:
     for path in ("/no/such/route", "/trpc/no.such", "/trpc/user.getProfile"):
         resp = await client.get(path, headers={"X-Request-ID": "trace-me"})
@@ -77,6 +84,7 @@ async def test_request_id_on_errors_too(client: TestClient) -> None:
 # -- security headers -----------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_security_headers_on_every_kind_of_response(client: TestClient) -> None:
     for method, path in [("GET", "/healthz"), ("GET", "/nope"), ("GET", "/trpc/user.getProfile"), ("HEAD", "/trpc/x")]:
         resp = await client.request(method, path)
@@ -89,6 +97,7 @@ async def test_security_headers_on_every_kind_of_response(client: TestClient) ->
 # -- CORS -----------------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_cors_is_off_by_default(client: TestClient) -> None:
     resp = await client.get("/healthz", headers={"Origin": ORIGIN})
     assert resp.status == 200
@@ -100,6 +109,7 @@ async def test_cors_is_off_by_default(client: TestClient) -> None:
     assert "Access-Control-Allow-Origin" not in preflight.headers
 
 
+@sqlite_only
 async def test_cors_for_configured_origins(tmp_path: Path, db_url: str, db: Database) -> None:
     async with serve(tmp_path, db_url, db, cors_origins=[ORIGIN]) as client:
         preflight = await client.options(
@@ -130,6 +140,7 @@ async def test_cors_for_configured_origins(tmp_path: Path, db_url: str, db: Data
         assert "Access-Control-Allow-Origin" not in refused.headers
 
 
+@sqlite_only
 async def test_cors_wildcard(tmp_path: Path, db_url: str, db: Database) -> None:
     async with serve(tmp_path, db_url, db, cors_origins=["*"]) as client:
         resp = await client.get("/healthz", headers={"Origin": "https://anything.example"})
@@ -139,6 +150,7 @@ async def test_cors_wildcard(tmp_path: Path, db_url: str, db: Database) -> None:
 # -- JSON errors outside tRPC ----------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_unknown_route_is_a_json_404(client: TestClient) -> None:
     resp = await client.get("/no/such/route")
     assert resp.status == 404
@@ -146,6 +158,7 @@ async def test_unknown_route_is_a_json_404(client: TestClient) -> None:
     assert await resp.json() == {"error": {"code": "NOT_FOUND", "message": "no route for GET /no/such/route"}}
 
 
+@sqlite_only
 async def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     resp = await client.post("/healthz")
     assert resp.status == 405
@@ -154,6 +167,7 @@ async def test_wrong_method_is_a_json_405(client: TestClient) -> None:
     assert body["error"]["message"] == "POST is not allowed on /healthz (allowed: GET, HEAD)"
 
 
+@sqlite_only
 async def test_unhandled_exception_is_a_json_500_without_internals(tmp_path: Path, db_url: str, db: Database) -> None:
     async with serve(tmp_path, db_url, db) as client:
         resp = await client.get("/test/boom")
@@ -161,6 +175,7 @@ async def test_unhandled_exception_is_a_json_500_without_internals(tmp_path: Pat
         assert await resp.json() == {"error": {"code": "INTERNAL_SERVER_ERROR", "message": "Internal server error"}}
 
 
+@sqlite_only
 async def test_domain_errors_map_to_their_status(tmp_path: Path, db_url: str, db: Database) -> None:
     async with serve(tmp_path, db_url, db) as client:
         resp = await client.get("/test/limited")
@@ -168,6 +183,7 @@ async def test_domain_errors_map_to_their_status(tmp_path: Path, db_url: str, db
         assert await resp.json() == {"error": {"code": "TOO_MANY_REQUESTS", "message": "slow down"}}
 
 
+@sqlite_only
 async def test_oversized_body_outside_trpc_is_a_json_413(tmp_path: Path, db_url: str, db: Database) -> None:
     async with serve(tmp_path, db_url, db, max_body_bytes=2048, sync_max_push_bytes=4096) as client:
         assert (await client.post("/test/echo", data=b"x" * 100)).status == 200
@@ -179,6 +195,7 @@ async def test_oversized_body_outside_trpc_is_a_json_413(tmp_path: Path, db_url:
 # -- health ---------------------------------------------------------------------------------------
 
 
+@sqlite_only
 async def test_healthz(client: TestClient) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200

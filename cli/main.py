@@ -8,12 +8,15 @@ from typing import Annotated
 
 import typer
 from trainer_cli import (
+    backfill_cmd,
     backup_cmd,
     codegen_cmd,
     config_cmd,
     doctor_cmd,
+    import_cmd,
     inbox_cmd,
     migrate_cmd,
+    plugins_cmd,
     serve_cmd,
     user_cmd,
     webhooks_cmd,
@@ -61,6 +64,9 @@ app.add_typer(user_cmd.app, name="user")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(inbox_cmd.app, name="inbox")
 app.add_typer(webhooks_cmd.app, name="webhooks")
+app.add_typer(plugins_cmd.app, name="plugins")
+app.command("import")(import_cmd.import_command)
+app.command("backfill")(backfill_cmd.backfill_command)
 app.command("doctor")(doctor_cmd.doctor_command)
 app.command("codegen")(codegen_cmd.codegen)
 app.command("backup")(backup_cmd.backup)

@@ -26,6 +26,8 @@ from trainer.config import Settings, load_settings
 from trainer.db import Database, create_database
 from trainer.db.migrate import migrate
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 BACKENDS = ["sqlite", "postgresql"]
 TEMPLATE_DB = "trainer_template"
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from trainer import __version__, http, metrics
+from trainer import __version__, connect, http, metrics, uploads
 from trainer.auth.service import AuthService
 from trainer.config import Settings, ensure_secret_key
 from trainer.db import Database, create_database
@@ -42,6 +42,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> web.Applica
     app.router.add_get("/readyz", readyz)
     app.router.add_route("*", TRPC_PREFIX + "/{path:.*}", trpc_handler)
     ingest_routes.setup_routes(app)
+    connect.setup_routes(app)
+    uploads.setup_routes(app)
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     metrics.install(app, token, lambda request: request.app[SERVICES].db)
     return app
@@ -59,7 +61,7 @@ def _services(settings: Settings, given: Database | None) -> Callable[[web.Appli
                     log.info("applied %d migration(s): %s", len(applied), ", ".join(m.name for m in applied))
             await ensure_current(db)
             secret = ensure_secret_key(settings)
-            registry, host = await load_plugins(settings, secret)
+            registry, host = await load_plugins(settings, secret, db)
             app[SERVICES] = Services(settings=settings, db=db, auth=AuthService(db, settings, secret), plugins=registry)
             try:
                 yield

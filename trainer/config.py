@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = ""
     max_body_bytes: int = Field(1 << 20, ge=1024)
+    upload_max_bytes: int = Field(64 << 20, ge=1024)
     cors_origins: list[str] = []
     trust_forwarded_for: bool = False
     shutdown_timeout_s: float = Field(30.0, ge=0)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.config import Settings
 from trainer.keys import derive_key
-from trainer.plugins import Plugin, PluginHost, Registry, discover
+from trainer.plugins import Account, Plugin, PluginHost, RateLimits, Registry, TokenSet, discover
+
+if TYPE_CHECKING:
+    from trainer.db import Database
 
 
 class CoreHost(PluginHost):
-    def __init__(self, settings: Settings, secret: str) -> None:
+    def __init__(self, settings: Settings, secret: str, db: Database | None = None) -> None:
         self._settings = settings
         self._secret = secret
         self._clients: dict[str, Any] = {}
+        self.db = db
 
     def http(self, plugin: Plugin) -> Any:
         """One outbound client per plugin, limited to the hosts the plugin's settings name."""
@@ -31,15 +35,36 @@ class CoreHost(PluginHost):
     def derive_key(self, purpose: str) -> bytes:
         return derive_key(self._secret, "plugin:" + purpose)
 
+    def webhook_url(self, plugin: str, kind: str = "") -> str:
+        from trainer.ingest.paths import webhook_url
+
+        return webhook_url(self._settings, self._secret, plugin, kind)
+
+    def _database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("this plugin host has no database (pass db= to load_plugins)")
+        return self.db
+
+    async def fresh_tokens(self, plugin: Plugin, account: Account, *, force: bool = False) -> TokenSet:
+        from trainer.store.accounts import TokenCipher
+        from trainer.token_refresh import fresh_tokens
+
+        return await fresh_tokens(self._database(), TokenCipher(self._secret), plugin, account, force=force)
+
+    def rate_limits(self, plugin: Plugin) -> RateLimits:
+        from trainer.rate_windows import DatabaseRateLimits
+
+        return DatabaseRateLimits(self._database(), plugin.name)
+
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
 
 
-async def load_plugins(settings: Settings, secret: str) -> tuple[Registry, CoreHost]:
-    """Discover and start the plugins of this process."""
-    host = CoreHost(settings, secret)
+async def load_plugins(settings: Settings, secret: str, db: Database | None = None) -> tuple[Registry, CoreHost]:
+    """Discover and start the plugins of this process (`db`: for token refresh and rate limits)."""
+    host = CoreHost(settings, secret, db)
     registry = discover(settings.plugins, host)
     for plugin in registry.plugins.values():
         await plugin.start()

@@ -18,9 +18,10 @@ capabilities it provides by also deriving from one or more capability classes be
 
 Plugins never touch the database: they receive and return the dataclasses and pydantic models
 below (and trainer.normalized's), and the core stores them. Everything a plugin needs from the
-core (outbound HTTP limited to its own hosts, shared rate-limit state, the clock, keys) comes
-through the `PluginHost` handed to its constructor. The bundled plugins in plugins/ use exactly
-this interface and register through the same entry point group.
+core (outbound HTTP limited to its own hosts, token refresh coordinated across processes,
+rate-limit windows shared by every process, its public URLs, keys) comes through the `PluginHost`
+handed to its constructor. The bundled plugins in plugins/ use exactly this interface and register
+through the same entry point group; docs/plugins.md is the author's guide.
 
 API_VERSION changes when this interface changes incompatibly; a plugin built for another
 version is reported and skipped, never loaded half-way.
@@ -58,12 +59,40 @@ class PluginSettings(BaseModel):
     enabled: bool = True
 
 
+class RateLimits(ABC):
+    """A vendor's request quota windows, shared by every server and worker process.
+
+    Vendors limit requests per application, not per process, so the counts live in the database.
+    A plugin reports what the vendor's headers say (`observe`) and asks before each request
+    (`acquire`); the vendor's own numbers win whenever they arrive, so a small overshoot between
+    processes corrects itself.
+    """
+
+    @abstractmethod
+    async def observe(self, window: str, *, limit: int, usage: int, resets_at: float) -> None:
+        """Record the vendor's statement: `usage` of `limit` requests used in `window` until `resets_at` (s)."""
+
+    @abstractmethod
+    async def acquire(self, windows: Mapping[str, float], *, reserve: float = 0.0) -> float:
+        """Count one request in each of `windows` (name -> when its current period resets, seconds).
+
+        Refused when a window would go above (1 - reserve) of its known limit: nothing is counted
+        and the result is the seconds until the fullest such window resets. 0.0 means granted.
+        `reserve` keeps a share of the quota free (backfills use a large one so webhooks still get
+        through).
+        """
+
+
 class PluginHost(ABC):
     """What the core offers a plugin. Implemented by the core; plugins only call it."""
 
     @abstractmethod
     def http(self, plugin: Plugin) -> Any:
-        """An outbound HTTP client that reaches only `plugin.allowed_hosts()` (no SSRF, no token leaks)."""
+        """An outbound HTTP client that reaches only `plugin.allowed_hosts()` (no SSRF, no token leaks).
+
+        It has aiohttp's `request(method, url, **kw)` (use as `async with`), never follows redirects,
+        and refuses any URL whose host is not allowed before a byte leaves.
+        """
 
     @property
     @abstractmethod
@@ -72,7 +101,30 @@ class PluginHost(ABC):
 
     @abstractmethod
     def derive_key(self, purpose: str) -> bytes:
-        """A 32-byte key derived from the server secret for `purpose` (e.g. webhook path tokens)."""
+        """A 32-byte key derived from the server secret for `purpose`."""
+
+    @abstractmethod
+    def webhook_url(self, plugin: str, kind: str = "") -> str:
+        """The URL vendors must push `kind` events to (see trainer/ingest/paths.py).
+
+        It carries a secret path token derived from the server secret; a request without it is a
+        404 before its body is read, which keeps anonymous junk away from the plugin's verification.
+        """
+
+    @abstractmethod
+    async def fresh_tokens(self, plugin: Plugin, account: Account, *, force: bool = False) -> TokenSet:
+        """The account's usable tokens, refreshed first when they expire within 5 minutes (or `force`:
+        the vendor just refused them with a 401).
+
+        Refreshing rotates the refresh token (the old one dies at once), so the core refreshes each
+        account in one process at a time and stores the new tokens before returning them; a caller
+        that loses the race gets the winner's tokens. `account.tokens` is updated in place. Raises
+        TokenRevoked when the vendor refuses the refresh token, RetryLater when it cannot be reached.
+        """
+
+    @abstractmethod
+    def rate_limits(self, plugin: Plugin) -> RateLimits:
+        """This plugin's quota windows, shared with every other process."""
 
 
 class Plugin:
@@ -102,6 +154,27 @@ class Plugin:
     def capabilities(cls) -> list[str]:
         return [name for name, base in CAPABILITIES.items() if issubclass(cls, base)]
 
+    @classmethod
+    def commands(cls) -> Any:
+        """Extra admin commands as a `typer.Typer`, mounted as `trainer plugins <name> ...`; None: none.
+
+        A command receives a `CommandEnv` as `ctx.obj` to run code with the configured plugin.
+        """
+        return None
+
+
+class CommandEnv(ABC):
+    """What a plugin's CLI command gets (as typer's `ctx.obj`): the configured plugin, the output."""
+
+    @abstractmethod
+    def run(self, action: Any) -> Any:
+        """Run `await action(plugin)` with this deployment's plugin started (and its host), return the
+        result; trainer errors become one line on stderr and exit code 1, like every other command."""
+
+    @abstractmethod
+    def echo(self, message: str) -> None:
+        """Print one line for the administrator."""
+
 
 # -- webhooks ---------------------------------------------------------------------------------
 
@@ -126,7 +199,9 @@ class NewEvent:
     object_id: str  # the vendor's id of the object, or "" when the event is about the account
     event_time: int  # seconds since the epoch, as the vendor states it
     dedupe_key: str  # unique per real-world event: a replay maps to the same key
-    payload: dict[str, Any] = field(default_factory=dict)  # small hints only (e.g. a callback URL)
+    # What `process` needs later: small hints (a callback URL, Strava's aspect_type), or the data
+    # itself when the vendor pushes it inline (Garmin push mode) and will not send it again.
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,7 +220,12 @@ class WebhookKind:
 
 
 class WebhookReceiver(ABC):
-    """Receives vendor pushes at /webhooks/<plugin>/<kind> (kind "" is /webhooks/<plugin>)."""
+    """Receives vendor pushes at `host.webhook_url(name, kind)` (kind "" is the plugin's bare URL).
+
+    `webhook_kinds` lists the kinds, their HTTP methods and body limits (raise `max_body_bytes` for
+    vendors that push big documents). The core records the returned events in the inbox and drops
+    those whose `external_user_id` is not a connected account (acknowledged, never retried).
+    """
 
     webhook_kinds: ClassVar[dict[str, WebhookKind]]
 
@@ -215,7 +295,8 @@ class UpsertDaily:
 
 @dataclass(frozen=True)
 class Disconnect:
-    """The vendor says the user revoked access: the core deletes the account link (and vendor data if required)."""
+    """The vendor confirmed the user revoked access: the core deletes the account link, and the
+    activities only this source delivered when `delete_data` (Strava's terms require it)."""
 
     reason: str
     delete_data: bool = False
@@ -223,7 +304,8 @@ class Disconnect:
 
 @dataclass(frozen=True)
 class TokensChanged:
-    """The plugin refreshed the account's tokens; the core persists them before anything else."""
+    """New tokens the plugin obtained on its own (not through `host.fresh_tokens`, which already
+    stores them); the core persists them before anything else."""
 
     tokens: TokenSet
 
@@ -251,22 +333,42 @@ class PermanentFailure(Exception):
     """Retrying cannot help (vendor 404 on an object that must exist, malformed data); dead-letter it."""
 
 
+class TokenRevoked(Exception):
+    """The vendor refused the refresh token: the user revoked access (or it expired for good).
+
+    Raised by `OAuthConnector.refresh`; an `ActivitySource` that meets it answers with Disconnect.
+    """
+
+
 # -- connecting accounts ----------------------------------------------------------------------
 
 
 class OAuthConnector(ABC):
-    """Connects a user's vendor account through the OAuth 2 authorization code flow."""
+    """Connects a user's vendor account through the OAuth 2 authorization code flow.
+
+    The core runs the browser flow (/connect/<plugin> and /connect/<plugin>/callback): it creates
+    and checks `state`, the PKCE verifier when `uses_pkce`, and stores the tokens encrypted.
+    """
 
     uses_pkce: ClassVar[bool] = False
+    delete_data_on_disconnect: ClassVar[bool] = False  # the vendor's terms: its data goes with the link
 
     @abstractmethod
     def authorize_url(self, *, state: str, redirect_uri: str, code_challenge: str | None) -> str: ...
 
     @abstractmethod
-    async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str | None) -> TokenSet: ...
+    async def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None, callback: Mapping[str, str]
+    ) -> TokenSet:
+        """Trade the code for tokens. `callback` is the redirect's whole query (Strava reports the
+        granted scope there). The result must carry `external_user_id`; raise InvalidInput with a
+        sentence for the user when the grant is not usable (e.g. a required scope was unticked)."""
 
     @abstractmethod
-    async def refresh(self, tokens: TokenSet) -> TokenSet: ...
+    async def refresh(self, tokens: TokenSet) -> TokenSet:
+        """New tokens from `tokens.refresh_token`; TokenRevoked when the vendor refuses it.
+
+        Called only by the core (`host.fresh_tokens`), which serializes refreshes per account."""
 
     @abstractmethod
     async def deauthorize(self, tokens: TokenSet) -> None:
@@ -281,11 +383,18 @@ class BackfillPage:
     events: list[NewEvent]
     checkpoint: str  # opaque; handed back to resume after this page
     done: bool
-    tokens: TokenSet | None = None  # set when the plugin refreshed the tokens while paging
+    tokens: TokenSet | None = None  # new tokens obtained outside `host.fresh_tokens` (rare)
+    note: str = ""  # one line for the progress display (e.g. "requested 2024-01-01..2024-01-31")
+    progress: float | None = None  # share of the whole backfill done after this page (0..1), if known
 
 
 class Backfiller(ABC):
-    """Pages through a connected account's history; each page's events go through the normal pipeline."""
+    """Pages through a connected account's history; each page's events go through the normal pipeline.
+
+    The core records each page's events in the inbox (the same dedupe keys make a re-run free) and
+    then its checkpoint, so an interrupted backfill resumes after the last recorded page. Raise
+    RetryLater when the vendor's quota is near: the core waits and resumes from the checkpoint.
+    """
 
     @abstractmethod
     def backfill(self, account: Account, *, since: datetime, checkpoint: str | None) -> AsyncIterator[BackfillPage]:

@@ -7,9 +7,19 @@ from trainer.rpc.router import Procedure, Router, merge
 
 def app_routers() -> list[Router]:
     """Every router of the API, in the order codegen lists them."""
-    from trainer.rpc import account, auth, dashboard, devices, plans, sync, user
+    from trainer.rpc import account, activities, auth, connections, dashboard, devices, plans, sync, user
 
-    return [auth.router, user.router, sync.router, devices.router, plans.router, dashboard.router, account.router]
+    return [
+        auth.router,
+        user.router,
+        sync.router,
+        devices.router,
+        plans.router,
+        dashboard.router,
+        account.router,
+        activities.router,
+        connections.router,
+    ]
 
 
 def all_procedures() -> dict[str, Procedure]:

@@ -28,6 +28,7 @@ from trainer.auth.service import BAD_CREDENTIALS, BAD_INVITE
 from trainer.auth.tokens import AccessTokens
 from trainer.config import Settings
 from trainer.db import Database
+from trainer.errors import Conflict
 from trainer.services import SERVICES
 from trainer.store import users
 
@@ -112,6 +113,32 @@ async def test_emails_are_unique_case_insensitively(client: TestClient) -> None:
     assert (status, error_code(body)) == (409, "CONFLICT")
     result = await login(client, "RUNNER@example.COM")
     assert result["user"]["email"] == "Runner@example.com"  # EmailStr lower-cases the domain only
+
+
+async def test_concurrent_sign_ups_of_one_email_conflict_cleanly(db: Database) -> None:
+    """Both pass the existence check before either commits; the loser must get Conflict, not a 500."""
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite has one writer: the second transaction starts after the first commits")
+    inserted, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with db.transaction() as tx:
+            await users.create(tx, email="race@example.com", password_hash="x")
+            inserted.set()
+            await release.wait()
+
+    async def second() -> None:
+        await inserted.wait()
+        async with db.transaction() as tx:
+            racing = asyncio.ensure_future(users.create(tx, email="RACE@example.com", password_hash="y"))
+            await asyncio.sleep(0.2)  # let it pass the check and block on the first one's row
+            release.set()
+            await racing
+
+    results = await asyncio.gather(first(), second(), return_exceptions=True)
+    assert results[0] is None
+    assert isinstance(results[1], Conflict), results[1]
+    assert (await users.get_by_email(db, "race@example.com")).password_hash == "x"
 
 
 @pytest.mark.parametrize(

@@ -34,10 +34,12 @@ async def create(db: Queries, *, email: str, password_hash: str, is_admin: bool 
     now = clock.now_ms()
     if await find_by_email(db, email) is not None:
         raise Conflict("an account with this email already exists")
+    # ON CONFLICT: a concurrent sign-up with the same email (PostgreSQL lets both pass the check
+    # above) gets the same Conflict instead of a unique-violation error, i.e. a 500.
     row = await db.fetchrow(
         f"""INSERT INTO users (id, email, password_hash, is_admin, disabled, settings,
                                created_at, updated_at, password_changed_at)
-            VALUES ($1, $2, $3, $4, FALSE, $5, $6, $6, $6) RETURNING {_COLUMNS}""",
+            VALUES ($1, $2, $3, $4, FALSE, $5, $6, $6, $6) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}""",
         new_id(),
         email,
         password_hash,
@@ -45,7 +47,8 @@ async def create(db: Queries, *, email: str, password_hash: str, is_admin: bool 
         {},
         now,
     )
-    assert row is not None
+    if row is None:
+        raise Conflict("an account with this email already exists")
     return User.from_row(row)
 
 

@@ -8,6 +8,7 @@ HTTP failures (429 with Retry-After, 5xx) for the next requests.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from typing import Any
@@ -30,6 +31,7 @@ class FakeExpo(FakeServer):
         self.gone_later: set[str] = set()  # tokens accepted now whose receipt says DeviceNotRegistered
         self.rate_limited_tokens: set[str] = set()  # tokens whose ticket says MessageRateExceeded
         self.receipts_ready = True
+        self.delay_s = 0.0  # answer send requests this late (a provider that hangs)
         self._receipts: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
 
@@ -52,6 +54,8 @@ class FakeExpo(FakeServer):
         return self.scripted_answer()
 
     async def _send(self, request: web.Request) -> web.Response:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         refused = self._refused(request)
         if refused is not None:
             return refused

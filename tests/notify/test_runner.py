@@ -343,3 +343,27 @@ async def test_a_dead_runners_claim_runs_out_and_a_late_runner_cannot_overwrite(
         async with db.transaction() as tx:
             assert not await deliveries.record(tx, deliveries.Result(lost, "failed", "late"), "dead", clock.now_ms())
     assert len(expo.messages) == 1 and await status_of(db, nid) == "sent"
+
+
+async def test_a_backlog_drains_in_one_run(db: Database, registry: Registry, expo: FakeExpo):
+    alice = await new_user(db, "alice@example.com")
+    await add_device(db, alice, TOKEN_A)
+    for i in range(10):
+        await analyzed(db, alice, key=str(i))
+    report = await deliver_due(db, registry, policy=Policy(batch=3))
+    assert (report.claimed, report.sent) == (10, 10)
+
+
+async def test_a_provider_that_hangs_is_given_up_on_and_retried(db: Database, registry: Registry, expo: FakeExpo):
+    expo.delay_s = 2.0
+    with clock.frozen(T0):
+        alice = await new_user(db, "alice@example.com")
+        await add_device(db, alice, TOKEN_A)
+        nid = await analyzed(db, alice)
+        report = await deliver_due(db, registry, policy=Policy(send_timeout_s=0.2, jitter=0.0))
+    assert report.retried == 1
+    assert await db.fetchval("SELECT detail FROM deliveries") == "notifier error: TimeoutError"
+    expo.delay_s = 0.0
+    with clock.frozen(T0 + 30):
+        assert (await deliver_due(db, registry)).sent == 1
+    assert await status_of(db, nid) == "sent"

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Policy:
     batch: int = 100  # notifications claimed per round
+    max_rounds: int = 10  # rounds per run while full batches keep coming
+    batch_slice: int = 100  # messages per call of a batching provider (Expo takes 100 per request)
     lease_s: float = 300.0  # a claim outlives the slowest send; a dead runner's claim expires after it
     send_timeout_s: float = 60.0  # per provider call; keeps a hung provider from holding leases
     concurrency: int = 16  # simultaneous sends to a provider without batch support

@@ -58,14 +58,31 @@ def notifiers_of(registry: Registry) -> dict[str, Notifier]:
 async def deliver_due(
     db: Database, registry: Registry, *, now: int | None = None, policy: Policy = DEFAULT_POLICY
 ) -> RunReport:
-    """Send every notification that is due at `now` (ms; default the clock), then check due receipts."""
+    """Send every notification that is due at `now` (ms; default the clock), then check due receipts.
+
+    Works in rounds of `policy.batch` notifications while full rounds keep coming (a backlog after
+    an outage drains in one run), up to `policy.max_rounds`; the rest waits for the next run.
+    """
     now = clock.now_ms() if now is None else now
     report = RunReport()
-    token = new_id()
     notifiers = notifiers_of(registry)
+    for _ in range(policy.max_rounds):
+        claimed = await _round(db, notifiers, now, policy, report)
+        if claimed < policy.batch:
+            break
+    report.receipts = await check_receipts(db, registry, now=now, policy=policy)
+    report.next_due = await outbox.next_due(db)
+    if report.claimed or report.receipts:
+        log.info("notifications delivered", extra={"notify": report.as_dict()})
+    return report
+
+
+async def _round(db: Database, notifiers: dict[str, Notifier], now: int, policy: Policy, report: RunReport) -> int:
+    """Claim one batch, send it, settle it; returns how many notifications were claimed."""
+    token = new_id()
     lease_ms = int(policy.lease_s * 1000)
     claimed = await outbox.claim_due(db, now=now, lease_ms=lease_ms, token=token, limit=policy.batch)
-    report.claimed = len(claimed)
+    report.claimed += len(claimed)
     ready = await _apply_preferences(db, claimed, token, now, report)
     if ready:
         await _expand(db, ready, notifiers, now)
@@ -73,11 +90,7 @@ async def deliver_due(
         results = await _send_all(db, ready, attempts, notifiers, now, policy)
         await _record(db, results, token, now, policy, report)
         await _settle(db, [n for n, _ in ready], token, now)
-    report.receipts = await check_receipts(db, registry, now=now, policy=policy)
-    report.next_due = await outbox.next_due(db)
-    if report.claimed or report.receipts:
-        log.info("notifications delivered", extra={"notify": report.as_dict()})
-    return report
+    return len(claimed)
 
 
 async def _apply_preferences(
@@ -191,7 +204,12 @@ async def _send_group(
 ) -> list[tuple[Attempt, Delivery]]:
     pairs = [(t, n) for _, t, n in items]
     if isinstance(notifier, BatchNotifier):
-        results = await _guarded(notifier.provider, notifier.deliver_many(pairs), len(pairs), policy)
+        # Slices, each with its own timeout: a slow provider then costs one slice a retry, never
+        # messages it already accepted in earlier slices.
+        results = []
+        for start in range(0, len(pairs), policy.batch_slice):
+            part = pairs[start : start + policy.batch_slice]
+            results.extend(await _guarded(notifier.provider, notifier.deliver_many(part), len(part), policy))
     else:
         gate = asyncio.Semaphore(policy.concurrency)
 

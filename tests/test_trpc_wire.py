@@ -228,6 +228,19 @@ async def test_body_that_is_not_utf8_is_parse_error(app_client: TestClient) -> N
     assert_envelope(body, "PARSE_ERROR", 400, "auth.login")
 
 
+async def test_nul_characters_are_refused(app_client: TestClient) -> None:
+    """PostgreSQL cannot store U+0000 in text or jsonb: refused up front on every backend, never a 500."""
+    for payload in ({"email": "a\x00@example.com", "password": "x"}, {"email": "a@b.c", "password": "p", "\x00": 1}):
+        status, body = await post(app_client, "/trpc/auth.login", json.dumps(payload))
+        assert status == 400
+        assert "NUL" in assert_envelope(body, "BAD_REQUEST", 400, "auth.login")["message"]
+    status, body, _ = await get(app_client, "/trpc/probe.echo", params={"input": json.dumps({"text": ["\x00"]})})
+    assert status == 400
+    # The six characters backslash-u-0-0-0-0 are ordinary text.
+    status, body, _ = await get(app_client, "/trpc/probe.echo", params={"input": json.dumps({"text": "\\u0000"})})
+    assert (status, body) == (200, {"result": {"data": "\\u0000"}})
+
+
 async def test_validation_error_names_the_field(app_client: TestClient) -> None:
     status, body, _ = await get(
         app_client, "/trpc/probe.echo", params={"input": json.dumps({"text": "x", "times": "many"})}

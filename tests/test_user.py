@@ -151,3 +151,13 @@ async def test_each_user_sees_and_changes_only_their_own_profile(client: TestCli
     await update(client, second["accessToken"], {"displayName": "Second"})
     assert (await get_profile(client, first["accessToken"]))["settings"]["displayName"] == "First"
     assert (await get_profile(client, first["accessToken"]))["settings"]["hrMax"] == 200
+
+
+async def test_nul_character_is_a_bad_request_on_both_databases(client: TestClient) -> None:
+    """PostgreSQL's jsonb cannot hold U+0000; it must be a 400 there as on SQLite, not a 500."""
+    token = (await register(client, "nul@example.com"))["accessToken"]
+    status, body = await update(client, token, {"displayName": "a\x00b"})
+    assert (status, error_code(body)) == (400, "BAD_REQUEST")
+    status, body = await call(client, "auth.login", {"email": "nul\x00@example.com", "password": "whatever long"})
+    assert (status, error_code(body)) == (400, "BAD_REQUEST")
+    assert (await get_profile(client, token))["settings"]["displayName"] is None

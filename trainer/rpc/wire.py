@@ -158,11 +158,30 @@ async def _read_inputs(
     except RecursionError:
         # Only a few KB of brackets reach this (bodies are size-limited): answer it, don't 500.
         raise RpcError("PARSE_ERROR", "input is nested too deeply") from None
+    if "\\u0000" in text and _has_nul(value):  # cheap scan first; walk the value only when it may hold one
+        # PostgreSQL text and jsonb cannot hold U+0000: refuse it here for both backends, not 500 on one.
+        raise RpcError("BAD_REQUEST", "text in the input must not contain the NUL character (\\u0000)")
     if not is_batch:
         return [value]
     if not isinstance(value, dict):
         raise RpcError("BAD_REQUEST", 'batch input must be an object keyed by call index ("0", "1", ...)')
     return [value.get(str(i), _UNDEFINED) for i in range(len(paths))]
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any string (key or value) holds U+0000; iterative, as inputs may nest deeply."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _body_limit(procedure: Procedure, settings: Any) -> int:

@@ -39,7 +39,7 @@ def serve(
     app = create_app(config)
     if not no_worker:
         ingest_routes.embed_worker(app, config.ingest_workers)
-    console.print(_banner(config, worker=not no_worker), highlight=False)
+    console.print(_banner(config, worker=not no_worker), highlight=False, soft_wrap=True)  # one line in logs
     try:
         web.run_app(
             app,

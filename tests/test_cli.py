@@ -327,8 +327,8 @@ def test_serve_with_no_configuration(tmp_path: Path) -> None:
             proc.kill()
             raise
     assert proc.returncode == 0, err
-    banner = " ".join(out.split())  # the console may wrap the line
-    assert f"trainer listening on http://127.0.0.1:{port} (SQLite at trainer-data/trainer.db" in banner
+    banner = f"trainer listening on http://127.0.0.1:{port} (SQLite at trainer-data/trainer.db"
+    assert any(line.startswith(banner) and line.endswith("Ctrl-C to stop") for line in out.splitlines()), out
     assert "Traceback" not in err
 
 

@@ -6,6 +6,11 @@ of the user's row takes a row lock held until commit, so one user's writers are 
 their stamps increase in commit order. A pull reads the user's stamp inside its snapshot as its
 watermark: a writer that had not committed then has a larger stamp and is seen by the next pull.
 Stamps are milliseconds since the epoch when the clock moves forward, else the previous stamp + 1.
+
+Take the stamp first in the transaction (the lock then covers every read that decides what to
+write), and take one per transaction: all rows it writes may share it. Writes to the synced tables
+go through trainer.sync.writes (server code) or trainer.sync.push (devices), which also keep
+tombstones and the device marks the pull relies on.
 """
 
 from __future__ import annotations

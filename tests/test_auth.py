@@ -107,6 +107,23 @@ async def test_register_by_invite(tmp_path: Path, db_url: str, db: Database) -> 
         assert await users.find_by_email(db, f"{refused}@example.com") is None
 
 
+async def test_failed_sign_up_does_not_spend_the_invite(tmp_path: Path, db_url: str, db: Database) -> None:
+    async with serve(make_settings(tmp_path, db_url, registration="invite"), db) as client:
+        code, _ = await client.app[SERVICES].auth.create_invite()
+        await users.create(db, email="taken@example.com", password_hash="x")
+        attempts = [
+            {"email": "taken@example.com", "password": PASSWORD, "inviteCode": code},  # email in use
+            {"email": "new@example.com", "password": "short", "inviteCode": code},  # password policy
+        ]
+        for attempt in attempts:
+            status, _ = await call(client, "auth.register", attempt)
+            assert status in (400, 409)
+        status, body = await call(
+            client, "auth.register", {"email": "new@example.com", "password": PASSWORD, "inviteCode": code}
+        )
+        assert status == 200, body
+
+
 async def test_emails_are_unique_case_insensitively(client: TestClient) -> None:
     await register(client, "Runner@Example.com")
     status, body = await call(client, "auth.register", {"email": "runner@EXAMPLE.com", "password": PASSWORD})

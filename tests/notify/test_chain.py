@@ -190,3 +190,20 @@ async def test_old_activities_from_a_history_import_send_nothing(chain: Chain, e
     assert await chain.process_all() == ["done"]
     report = await deliver_due(chain.db, chain.notifiers)
     assert report.claimed == 0 and expo.messages == []
+
+
+async def test_a_bug_in_notifications_never_holds_an_activity_back(
+    chain: Chain, expo: FakeExpo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    from trainer.notify import events
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(events, "enqueue", broken)
+    alice, _ = await chain.user("alice@example.com", "1001", ALICE_TOKEN)
+    await chain.webhook("1001", 555, time.time() - 3600)
+    assert await chain.process_all() == ["done"]
+    assert await chain.db.fetchval("SELECT count(*) FROM activities WHERE user_id = $1", alice) == 1
+    assert await chain.db.fetchval("SELECT count(*) FROM notifications") == 0
+    assert "notifications not written" in caplog.text

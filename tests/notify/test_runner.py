@@ -367,3 +367,18 @@ async def test_a_provider_that_hangs_is_given_up_on_and_retried(db: Database, re
     with clock.frozen(T0 + 30):
         assert (await deliver_due(db, registry)).sent == 1
     assert await status_of(db, nid) == "sent"
+
+
+async def test_rows_it_cannot_render_fail_and_unreadable_settings_fall_back_to_defaults(
+    db: Database, registry: Registry, expo: FakeExpo
+):
+    alice = await new_user(db, "alice@example.com")
+    await add_device(db, alice, TOKEN_A)
+    await db.execute("UPDATE users SET settings = $2 WHERE id = $1", alice, {"timezone": "Mars/Olympus"})
+    nid = await analyzed(db, alice)
+    await db.execute("UPDATE notifications SET template_key = 'from_the_future' WHERE id = $1", nid)
+    await analyzed(db, alice, key="second")
+    report = await deliver_due(db, registry)
+    assert (report.failed, report.sent) == (1, 1)
+    assert await status_of(db, nid) == "failed"
+    assert [m["title"] for m in expo.messages] == ["New Run Analyzed"]

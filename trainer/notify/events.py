@@ -12,8 +12,13 @@ sends one "import finished" instead) and more than MAX_ACTIVITIES from one event
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import sqlite3
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+import asyncpg
+from pydantic import ValidationError
 
 from trainer import clock
 from trainer.db import Transaction
@@ -23,13 +28,33 @@ from trainer.profile import UserSettings
 if TYPE_CHECKING:
     from trainer.ingest.hooks import ProcessedEvent
 
+log = logging.getLogger("trainer.notify")
+_DATABASE_ERRORS = (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 RECENT_S = 48 * 3600
 MAX_ACTIVITIES = 3
 LOW_READINESS_BANDS = ("red",)
 
 
 async def notify_processed(tx: Transaction, event: ProcessedEvent) -> list[str]:
-    """Enqueue what `event` should tell its user; returns the new notification ids."""
+    """Enqueue what `event` should tell its user; returns the new notification ids.
+
+    A bug here must not hold the user's data back: the error is logged and the event still
+    completes (a missed message is the lesser loss than an activity that never arrives). A
+    database error is different: PostgreSQL has then aborted the whole transaction, and swallowing
+    it would let the pipeline believe the event was marked done, so it propagates (the event is
+    retried).
+    """
+    try:
+        return await _notify(tx, event)
+    except _DATABASE_ERRORS:
+        raise
+    except Exception:
+        log.exception("inbox %s: notifications not written", event.inbox_id)
+        return []
+
+
+async def _notify(tx: Transaction, event: ProcessedEvent) -> list[str]:
     settings = await _settings(tx, event.user_id)
     if settings is None:
         return []
@@ -64,7 +89,12 @@ async def notify_processed(tx: Transaction, event: ProcessedEvent) -> list[str]:
 
 async def _settings(tx: Transaction, user_id: str) -> UserSettings | None:
     row = await tx.fetchrow("SELECT settings FROM users WHERE id = $1", user_id)
-    return None if row is None else UserSettings.model_validate(row["settings"] or {})
+    if row is None:
+        return None
+    try:
+        return UserSettings.model_validate(row["settings"] or {})
+    except ValidationError:
+        return UserSettings()
 
 
 async def _recent_activities(tx: Transaction, user_id: str, ids: list[str]) -> list[dict[str, Any]]:

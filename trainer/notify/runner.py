@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+from pydantic import ValidationError
+
 from trainer import clock
 from trainer.db import Database
 from trainer.errors import NotFound
@@ -105,6 +107,10 @@ async def _apply_preferences(
             await outbox.finish(db, n.id, token, "expired", "not delivered in time", now)
             report.expired += 1
             continue
+        if n.template_key not in templates.TEMPLATES:  # written by a newer or older trainer
+            await outbox.finish(db, n.id, token, "failed", f"unknown template {n.template_key}", now)
+            report.failed += 1
+            continue
         if n.user_id not in cache:
             cache[n.user_id] = await _settings_of(db, n.user_id)
         settings = cache[n.user_id]
@@ -135,7 +141,11 @@ async def _settings_of(db: Database, user_id: str) -> UserSettings | None:
         user = await users.get(db, user_id)
     except NotFound:
         return None
-    return UserSettings.model_validate(user.settings)
+    try:
+        return UserSettings.model_validate(user.settings)
+    except ValidationError:  # unreadable settings must not hold every message of the user back
+        log.warning("user %s has unreadable settings; notifying with the defaults", user_id)
+        return UserSettings()
 
 
 async def _expand(

@@ -140,11 +140,12 @@ async def test_slightly_wrong_values_are_cleaned_not_rejected(phone, db):
         brand_new_column="ignored",
     )
     plan = raw("training_plans", "p1", options="not json", race_date="2024-13-45", start_date="2024-06-01T08:00:00Z")
+    plan2 = raw("training_plans", "p2", options='{"note": "a\\u0000b", "k\\u0000": [1]}', name="x\x00y")
     workout = raw("scheduled_workouts", "w1", kind="yoga", target_load=-5, plan_id="p1")
     metric = raw("daily_metrics", "m1", soreness=0, sleep_score=120, hrv_rmssd_ms="abc")
     pushed = changes(
         activities={"created": [activity]},
-        training_plans={"created": [plan]},
+        training_plans={"created": [plan, plan2]},
         scheduled_workouts={"created": [workout]},
         daily_metrics={"created": [metric]},
         unknown_table={"created": [{"id": "zzz"}]},
@@ -157,6 +158,8 @@ async def test_slightly_wrong_values_are_cleaned_not_rejected(phone, db):
     assert a["distance_m"] is None and a["device"] == "12345" and a["sport"] == "other"
     p = await _row(db, "training_plans", "p1")
     assert p["options"] == {} and p["race_date"] is None and str(p["start_date"]) == "2024-06-01"
+    p2 = await _row(db, "training_plans", "p2")  # NUL is stripped (PostgreSQL cannot store it), never refused
+    assert p2["options"] == {"note": "ab", "k": [1]} and p2["name"] == "xy"
     w = await _row(db, "scheduled_workouts", "w1")
     assert w["kind"] == "easy" and w["target_load"] is None and w["plan_id"] == "p1"
     m = await _row(db, "daily_metrics", "m1")

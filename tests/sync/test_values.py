@@ -80,6 +80,7 @@ def test_from_server_is_strict() -> None:
         (ACT["name"], "a\x00b"),
         (PLAN["race_date"], dt.datetime(2024, 5, 1, tzinfo=dt.UTC)),
         (PLAN["options"], {"x": float("inf")}),
+        (PLAN["options"], {"x": "a\x00b"}),
         (WORKOUT["plan_id"], "bad id"),
     ]:
         with pytest.raises(ValueError):

@@ -51,6 +51,7 @@ class Procedure:
     input_adapter: TypeAdapter | None
     output_adapter: TypeAdapter | None
     summary: str
+    cleans_own_input: bool = False  # the handler sanitizes text itself (NUL included): the wire must not refuse it
 
 
 class Router:
@@ -64,12 +65,19 @@ class Router:
         return self._register(name, "query", public=public, max_body_bytes=None)
 
     def mutation(
-        self, name: str, *, public: bool = False, max_body_bytes: int | str | None = None
+        self,
+        name: str,
+        *,
+        public: bool = False,
+        max_body_bytes: int | str | None = None,
+        cleans_own_input: bool = False,
     ) -> Callable[[Handler], Handler]:
-        return self._register(name, "mutation", public=public, max_body_bytes=max_body_bytes)
+        return self._register(
+            name, "mutation", public=public, max_body_bytes=max_body_bytes, cleans_own_input=cleans_own_input
+        )
 
     def _register(
-        self, name: str, kind: Kind, *, public: bool, max_body_bytes: int | str | None
+        self, name: str, kind: Kind, *, public: bool, max_body_bytes: int | str | None, cleans_own_input: bool = False
     ) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
             hints = get_type_hints(handler)
@@ -91,6 +99,7 @@ class Router:
                 output_type=output_type,
                 public=public,
                 max_body_bytes=max_body_bytes,
+                cleans_own_input=cleans_own_input,
                 input_adapter=TypeAdapter(input_type) if input_type is not None else None,
                 output_adapter=TypeAdapter(output_type) if output_type is not None else None,
                 summary=inspect.getdoc(handler) or "",

@@ -156,7 +156,8 @@ async def pull_changes(ctx: Context, input: PullInput) -> Streamed[PullResult]:
     return Streamed(pull_json(ctx.db, request))
 
 
-@router.mutation("pushChanges", max_body_bytes="sync_max_push_bytes")
+# cleans_own_input: a NUL pasted into a note must be stripped, not refuse every push of the device forever
+@router.mutation("pushChanges", max_body_bytes="sync_max_push_bytes", cleans_own_input=True)
 async def push_changes(ctx: Context, input: PushInput) -> PushResult:
     """Apply the device's local changes in one transaction, or fail with CONFLICT and apply nothing."""
     changes = {name: entry.model_dump() for name, entry in input.changes.items()}

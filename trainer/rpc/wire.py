@@ -158,7 +158,8 @@ async def _read_inputs(
     except RecursionError:
         # Only a few KB of brackets reach this (bodies are size-limited): answer it, don't 500.
         raise RpcError("PARSE_ERROR", "input is nested too deeply") from None
-    if "\\u0000" in text and _has_nul(value):  # cheap scan first; walk the value only when it may hold one
+    cleaned_by_handler = all(p is not None and p.cleans_own_input for p in (procedures.get(x) for x in paths))
+    if "\\u0000" in text and not cleaned_by_handler and _has_nul(value):  # cheap scan first
         # PostgreSQL text and jsonb cannot hold U+0000: refuse it here for both backends, not 500 on one.
         raise RpcError("BAD_REQUEST", "text in the input must not contain the NUL character (\\u0000)")
     if not is_batch:

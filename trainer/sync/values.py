@@ -184,6 +184,17 @@ def _clean_json(column: Column, raw: Any) -> Any:
         return None
     if column.default is not None and not isinstance(value, type(column.default)):
         return None
+    return _without_nul(value)
+
+
+def _without_nul(value: Any) -> Any:
+    """The JSON value with U+0000 removed from every string (PostgreSQL jsonb cannot store it)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
     return value
 
 
@@ -236,9 +247,11 @@ def from_server(column: Column, value: Any) -> Any:
         if isinstance(value, str) and _clean_day(column, value) == value:
             return value
         raise ValueError(f"{column.name} must be a date or 'YYYY-MM-DD'")
-    # json: anything JSON can hold, without NaN
+    # json: anything JSON can hold, without NaN or NUL
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{column.name} is not JSON-serializable: {exc}") from None
+    if "\\u0000" in text:
+        raise ValueError(f"{column.name} must not contain NUL characters")
     return value

@@ -77,7 +77,7 @@ async def _delete(config: Settings, email: str) -> DeletionReport:
     async with database(config) as db:
         user = await users.get_by_email(db, email)
         secret = ensure_secret_key(config)
-        registry, host = await load_plugins(config, secret)
+        registry, host = await load_plugins(config, secret, db)
         try:
             cipher = None
             try:

@@ -3,11 +3,13 @@ nothing of the user remains anywhere while another user's data stays exactly as 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import gpxpy
@@ -15,13 +17,15 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.fakes.strava import FakeStrava
 from tests.helpers import PASSWORD, call, data, error_code, login, register
 from trainer import clock, data_rights
 from trainer.analysis.streams_codec import encode
 from trainer.db import Database, catalog
 from trainer.normalized import Streams
-from trainer.plugins import OAuthConnector, Plugin, TokenSet
+from trainer.plugins import Account, OAuthConnector, Plugin, TokenSet
 from trainer.services import SERVICES
+from trainer.store import accounts
 
 
 class FakeVendor(Plugin, OAuthConnector):
@@ -119,9 +123,6 @@ async def populate(client: TestClient, db: Database, email: str, seed: int) -> d
         user_id,
         encode(streams(seed)),
     )
-    from trainer.plugins import Account
-    from trainer.store import accounts
-
     cipher = accounts.TokenCipher.for_settings(client.app[SERVICES].settings)
     async with db.transaction() as tx:
         await accounts.save(
@@ -285,34 +286,47 @@ async def test_export_then_delete_leaves_nothing_and_spares_others(
     assert status == 200
 
 
-async def test_cli_export_and_delete(client: TestClient, db: Database, tmp_path, db_url: str) -> None:
+async def test_cli_export_and_delete_revokes_strava_through_its_plugin(
+    client: TestClient, db: Database, tmp_path: Path, db_url: str, fake_strava: FakeStrava
+) -> None:
+    """The administrator's commands, with a real bundled plugin: Strava is told to revoke access."""
     from trainer_cli.main import app
     from typer.testing import CliRunner
 
     carol = await populate(client, db, "carol@example.com", 3)
+    athlete = fake_strava.add_athlete()
+    grant = fake_strava.issue_tokens(athlete)
+    tokens = TokenSet(grant["access_token"], grant["refresh_token"], grant["expires_at"], external_user_id=str(athlete))
+    cipher = accounts.TokenCipher.for_settings(client.app[SERVICES].settings)
+    async with db.transaction() as tx:
+        await accounts.save(tx, cipher, Account(carol["id"], "strava", str(athlete), tokens))
     env = {
         "TRAINER_DATABASE_URL": db_url,
         "TRAINER_DATA_DIR": str(tmp_path / "data"),
         "TRAINER_SECRET_KEY": client.app[SERVICES].settings.secret_key.get_secret_value(),
+        "TRAINER_PLUGINS": json.dumps({"strava": fake_strava.plugin_settings()}),
     }
     runner = CliRunner()
     target = tmp_path / "carol.zip"
 
-    def invoke(*args: str) -> Any:
-        import concurrent.futures
+    async def invoke(*args: str) -> Any:
+        # In a thread: the CLI runs its own event loop, and the fake Strava needs this one to answer.
+        return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
 
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # the CLI runs its own event loop
-            return pool.submit(runner.invoke, app, list(args), env=env).result()
-
-    result = invoke("user", "export", "carol@example.com", str(target))
+    result = await invoke("user", "export", "carol@example.com", str(target))
     assert result.exit_code == 0, result.output
     with zipfile.ZipFile(target) as zf:
         assert json.loads(zf.read("manifest.json"))["user"]["email"] == "carol@example.com"
+        links = json.loads(zf.read("tables/vendor_accounts.json"))
+        assert {link["plugin"] for link in links} == {"fakevendor", "strava"}
     assert oct(target.stat().st_mode & 0o777) == "0o600"
 
-    result = invoke("user", "delete", "carol@example.com", "--yes")
+    result = await invoke("user", "delete", "carol@example.com", "--yes")
     assert result.exit_code == 0, result.output
-    assert "fakevendor: could not revoke access" in result.output  # the CLI's own registry has no such plugin
+    assert "strava: access revoked" in result.output
+    assert ("POST", "/oauth/deauthorize") in fake_strava.requests
+    assert not fake_strava.athletes[athlete].authorized
+    assert "fakevendor: could not revoke access" in result.output  # no such plugin installed for the CLI
     assert await data_rights.remaining_rows(db, carol["id"]) == {}
-    result = invoke("user", "export", "carol@example.com", str(tmp_path / "again.zip"))
+    result = await invoke("user", "export", "carol@example.com", str(tmp_path / "again.zip"))
     assert result.exit_code == 1 and "no user with email" in result.output

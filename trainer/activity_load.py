@@ -20,11 +20,13 @@ _BIKE = {Sport.RIDE, Sport.INDOOR_RIDE, Sport.VIRTUAL_RIDE, Sport.MOUNTAIN_BIKE,
 _SUMMARY_STEP_S = 5.0
 
 
-def load_for(user_settings: UserSettings, imported: ImportedActivity) -> ActivityLoad | None:
-    """Load from the heart-rate stream; without one, from the average HR over the moving time.
+def load_for(
+    user_settings: UserSettings, imported: ImportedActivity, *, rpe: float | None = None
+) -> ActivityLoad | None:
+    """Load from the heart-rate stream; without one, from the average HR over the moving time;
+    without any heart rate, from the session RPE the athlete gave in the app (sRPE).
 
-    None when the activity has no heart rate at all: the app asks for an RPE instead, and the
-    load is computed when the user gives one.
+    None when there is neither heart rate nor an RPE: nothing to compute a load from yet.
     """
     activity = imported.activity
     physiology = physiology_for(user_settings)
@@ -38,15 +40,20 @@ def load_for(user_settings: UserSettings, imported: ImportedActivity) -> Activit
             physiology,
             speed=streams.speed_m_s,
             power=streams.power_w,
+            rpe=rpe,
             duration_s=activity.moving_time_s,
             sport=sport,
             settings=settings,
         )
     duration = activity.moving_time_s or activity.duration_s
-    if activity.avg_hr_bpm is None or not duration:
+    if not duration:
         return None
+    if activity.avg_hr_bpm is None:
+        if rpe is None:
+            return None
+        return analyze_activity(None, None, physiology, rpe=rpe, duration_s=duration, sport=sport, settings=settings)
     # A summary-only activity (no samples): a constant HR at the average is what TRIMP's average-HR
     # form assumes, and feeding it through the same function keeps one code path for the load.
     time_s = np.arange(0.0, duration, _SUMMARY_STEP_S)
     hr = np.full(time_s.shape, activity.avg_hr_bpm)
-    return analyze_activity(time_s, hr, physiology, duration_s=duration, sport=sport, settings=settings)
+    return analyze_activity(time_s, hr, physiology, rpe=rpe, duration_s=duration, sport=sport, settings=settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,12 +33,13 @@ from trainer.store.activities import get_streams
 from trainer.store.stamps import next_stamp
 from trainer.sync.writes import upsert_server_row
 
-__all__ = ["ReanalysisResult", "after_settings_change", "reanalyse_user", "what_changed"]
+__all__ = ["ReanalysisResult", "after_settings_change", "reanalyse_activities", "reanalyse_user", "what_changed"]
 
 DEFAULT_DAYS = 365
 DEFAULT_LIMIT = 1000
 _BATCH = 50  # activities patched per transaction: short write locks on SQLite
 _CHANNELS = ("heart_rate", "speed_m_s", "power_w")
+_COLUMNS = "id, sport, start_time, duration_s, moving_time_s, avg_hr, rpe, training_load, trimp, hr_tss"
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,36 @@ async def reanalyse_user(
     zone = user_zone(settings)
     since = today(zone) - dt.timedelta(days=days)
     rows = await db.fetch(
-        """SELECT id, sport, start_time, duration_s, moving_time_s, avg_hr, training_load, trimp, hr_tss
-           FROM activities WHERE user_id = $1 AND start_time >= $2 ORDER BY start_time DESC LIMIT $3""",
+        f"""SELECT {_COLUMNS} FROM activities WHERE user_id = $1 AND start_time >= $2
+            ORDER BY start_time DESC LIMIT $3""",
         user_id,
         clock.datetime_to_ms(dt.datetime.combine(since, dt.time(0), tzinfo=zone)),
         limit,
     )
+    changed = await _patch_loads(db, user_id, settings, rows)
+    recomputed = await recompute_user(db, user_id, min(changed)) if changed else None
+    return ReanalysisResult(examined=len(rows), changed=len(changed), recompute=recomputed)
+
+
+async def reanalyse_activities(db: Database, user_id: str, ids: Sequence[str]) -> list[dt.date]:
+    """Recompute the loads of these activities (e.g. just pushed from the app with a new RPE or
+    heart rate); returns the local days whose load changed. No daily recompute: the caller does it."""
+    if not ids:
+        return []
+    settings = UserSettings.model_validate((await users.get(db, user_id)).settings)
+    placeholders = ", ".join(f"${i + 2}" for i in range(len(ids)))
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM activities WHERE user_id = $1 AND id IN ({placeholders})", user_id, *ids
+    )
+    return await _patch_loads(db, user_id, settings, rows)
+
+
+async def _patch_loads(db: Database, user_id: str, settings: UserSettings, rows: list[Row]) -> list[dt.date]:
+    zone = user_zone(settings)
     patches: list[tuple[Row, ActivityLoad]] = []
     for row in rows:
         streams = await get_streams(db, user_id, str(row["id"]), _CHANNELS)
-        load = load_for(settings, _imported(row, streams))
+        load = load_for(settings, _imported(row, streams), rpe=row["rpe"])
         if load is not None and _differs(row, load):
             patches.append((row, load))
     for i in range(0, len(patches), _BATCH):
@@ -124,8 +146,4 @@ async def reanalyse_user(
                 await upsert_server_row(
                     tx, user_id, "activities", {"id": row["id"], **values, "analysis": load.to_dict()}, stamp=stamp
                 )
-    recomputed = None
-    if patches:
-        first = min(local_day(int(r["start_time"]), zone) for r, _ in patches)
-        recomputed = await recompute_user(db, user_id, first)
-    return ReanalysisResult(examined=len(rows), changed=len(patches), recompute=recomputed)
+    return [local_day(int(r["start_time"]), zone) for r, _ in patches]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from trainer.engine.triggers import after_settings_saved
 from trainer.profile import SettingsPatch, UserSettings
 from trainer.rpc.context import Context
 from trainer.rpc.router import Output, Router
@@ -39,9 +40,15 @@ async def get_profile(ctx: Context) -> Profile:
 
 @router.mutation("updateSettings")
 async def update_settings(ctx: Context, input: SettingsPatch) -> Profile:
-    """Change some settings; keys not sent stay as they are, null resets one to its default."""
+    """Change some settings; keys not sent stay as they are, null resets one to its default.
+
+    A change of physiology (HR max/rest, LTHR, sex, zone model) re-analyses recent activities, and a
+    time-zone change moves every day, before this returns: the next pull and dashboard agree with it.
+    """
     async with ctx.db.transaction() as tx:
         user = await users.get(tx, ctx.user.id)
-        settings = input.apply(UserSettings.model_validate(user.settings))
+        old = UserSettings.model_validate(user.settings)
+        settings = input.apply(old)
         await users.set_settings(tx, user.id, settings.model_dump(mode="json"))
+    await after_settings_saved(ctx.db, ctx.user.id, old, settings)
     return profile_of(await users.get(ctx.db, ctx.user.id))

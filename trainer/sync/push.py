@@ -66,8 +66,8 @@ def parse(changes: Mapping[str, Mapping[str, Sequence[Any]]], max_records: int) 
     batches: list[_TablePush] = []
     for name, table in TABLES.items():
         entry = changes.get(name)
-        if entry is None:
-            continue
+        if entry is None or not table.writable:
+            continue  # read-only tables (daily_state): a device's copy is the server's, nothing to apply
         batch = _TablePush(table)
         for kind in ("created", "updated"):
             for record in entry.get(kind) or ():

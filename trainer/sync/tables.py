@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from trainer.analysis.plan import Kind as WorkoutKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the app-side schema these declarations describe; bump it with every column or table
 added below (and give the new column `since=` the new version), so codegen emits the migration."""
 
@@ -201,8 +201,22 @@ SCHEDULED_WORKOUTS = Table(
     ),
 )
 
+DAILY_STATE = Table(
+    "daily_state",
+    (
+        Column("day", "day", required=True, indexed=True, writable=False),
+        *(Column(name, "number", writable=False) for name in ("load", "ctl", "atl", "tsb", "ramp", "readiness_score")),
+        *(Column(name, "number", optional=True, writable=False) for name in ("acwr", "monotony", "strain")),
+        Column("readiness_band", "text", writable=False),
+        Column("readiness_confidence", "text", writable=False),
+        Column("readiness_reasons", "json", default=[], writable=False),
+    ),
+    since=2,
+)
+"""Computed by trainer/engine/recompute.py; devices only read it (pushed records are ignored)."""
+
 TABLES: MappingProxyType[str, Table] = MappingProxyType(
-    {t.name: t for t in (ACTIVITIES, DAILY_METRICS, TRAINING_PLANS, SCHEDULED_WORKOUTS)}
+    {t.name: t for t in (ACTIVITIES, DAILY_METRICS, TRAINING_PLANS, SCHEDULED_WORKOUTS, DAILY_STATE)}
 )
 """In dependency order: parents before children (pushes apply in this order, deletions in reverse)."""
 

@@ -113,3 +113,13 @@ async def test_a_registered_secret_is_stored_sealed(client: TestClient, db: Data
     assert status == 200 and data(body)["hasSecret"] is True and "tk_personal" not in str(body)
     sealed = await db.fetchval("SELECT secret_sealed FROM devices")
     assert sealed.startswith("v1.") and "tk_personal" not in sealed
+
+
+async def test_registering_again_without_the_secret_keeps_it(client: TestClient, db: Database):
+    access = (await register(client, "alice@example.com"))["accessToken"]
+    topic = {"provider": "ntfy", "token": "alice-runs"}
+    await call(client, "devices.register", {**topic, "secret": "tk_personal"}, token=access)
+    sealed = await db.fetchval("SELECT secret_sealed FROM devices")
+    status, body = await call(client, "devices.register", {**topic, "appVersion": "2.0"}, token=access)
+    assert status == 200 and data(body)["hasSecret"] is True
+    assert await db.fetchval("SELECT secret_sealed FROM devices") == sealed

@@ -55,7 +55,10 @@ async def register(
     secret_sealed: str | None = None,
     max_per_user: int = MAX_DEVICES_PER_USER,
 ) -> Device:
-    """Add or refresh the caller's address; it is taken from any other user who had it."""
+    """Add or refresh the caller's address; it is taken from any other user who had it.
+
+    Registering again without a secret keeps the one stored (the app re-registers on every start).
+    """
     now = clock.now_ms()
     # Another user's row for this address goes, with its pending deliveries (ON DELETE CASCADE).
     await tx.execute(
@@ -74,7 +77,7 @@ async def register(
                                  active, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $9)
             ON CONFLICT (provider, token) DO UPDATE SET
-                user_id = excluded.user_id, secret_sealed = excluded.secret_sealed,
+                user_id = excluded.user_id, secret_sealed = COALESCE(excluded.secret_sealed, devices.secret_sealed),
                 device_id = COALESCE(excluded.device_id, devices.device_id), platform = excluded.platform,
                 app_version = excluded.app_version, active = TRUE, inactive_reason = NULL,
                 updated_at = excluded.updated_at

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from trainer.errors import InvalidInput, PayloadTooLarge, Unauthenticated
 from trainer.imports import FileOutcome, import_file
@@ -38,7 +39,7 @@ def _bearer(request: web.Request) -> str:
 
 def _display_name(filename: str | None, index: int) -> str:
     """The client's file name, reduced to something safe to echo back and log."""
-    base = re.split(r"[\\/]", filename or "")[-1]
+    base = re.split(r"[\\/]", unquote(filename or ""))[-1]
     cleaned = re.sub(r"[^\w.\- ]", "_", base)[:100].strip()
     return cleaned or f"file-{index}"
 
@@ -69,7 +70,7 @@ async def upload(request: web.Request) -> web.Response:
     outcomes: list[FileOutcome] = []
     with tempfile.TemporaryDirectory(prefix="trainer-upload-") as folder:
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader) or part.name != "file":
+            if not isinstance(part, BodyPartReader) or part.name != "file":
                 continue
             if len(outcomes) >= MAX_FILES:
                 raise InvalidInput(f"at most {MAX_FILES} files per upload")
@@ -90,7 +91,7 @@ async def upload(request: web.Request) -> web.Response:
     return web.json_response({"activityIds": ids, "files": files}, status=status)
 
 
-async def _save_part(part: web.BodyPartReader, path: Path, limit: int, name: str) -> None:
+async def _save_part(part: BodyPartReader, path: Path, limit: int, name: str) -> None:
     size = 0
     with path.open("wb") as out:
         while chunk := await part.read_chunk(_CHUNK):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -89,6 +90,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a spawned binary with everything it started (a no-op once the group is gone)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+
+
 class Smoke:
     def __init__(self, binary: Path, work: Path) -> None:
         self.binary = binary
@@ -123,7 +131,11 @@ class Smoke:
 
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.work / f"{name}.log").open("wb")
-        proc = subprocess.Popen([str(self.binary), *args], env=self.env, cwd=self.work, stdout=log, stderr=log)
+        # Own process group: the one-file bootloader runs Python as a child, and SIGKILL to the
+        # bootloader alone would leave that child running.
+        proc = subprocess.Popen(
+            [str(self.binary), *args], env=self.env, cwd=self.work, stdout=log, stderr=log, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
@@ -133,7 +145,7 @@ class Smoke:
         try:
             return proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_group(proc)
             return proc.wait(5)
 
     async def until(self, check: Callable[[], Awaitable[bool]], within_s: float, what: str) -> float:
@@ -313,8 +325,7 @@ class Smoke:
                     await self.stage_worker_and_backfill(http, base, athlete)
         finally:
             for proc in self.procs:
-                if proc.poll() is None:
-                    proc.kill()
+                kill_group(proc)
             if self.db is not None:
                 await self.db.close()
             await self.strava.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
+from trainer import metrics
 from trainer.engine.triggers import after_push
 from trainer.rpc.context import Context
 from trainer.rpc.router import Input, Output, Router
@@ -169,5 +170,6 @@ async def push_changes(ctx: Context, input: PushInput) -> PushResult:
         max_records=ctx.settings.sync_max_push_records,
         retention_cutoff=retention.cutoff(ctx.settings.tombstone_retention_days),
     )
+    metrics.observe_sync(sum(len(v) for entry in changes.values() for v in entry.values()), "push")
     await after_push(ctx.db, ctx.user.id, changes)
     return PushResult(experimental_rejected_ids=rejected or None)

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainer import metrics
 from trainer.db import Database, Transaction
 from trainer.store.stamps import sync_state
 from trainer.sync.tables import TABLES, Column, Table
@@ -137,6 +138,7 @@ class _Buffer:
     def __init__(self) -> None:
         self.parts: list[bytes] = []
         self.size = 0
+        self.records = 0  # rows and deleted ids written, for the sync-size metric
 
     def add(self, piece: bytes) -> bytes | None:
         self.parts.append(piece)
@@ -160,6 +162,7 @@ async def _json_array(
     first = True
     async for row in tx.cursor(sql, *args, batch=CURSOR_BATCH):
         batch.append(row["record"])
+        out.records += 1
         if seen is not None:
             seen.add(row["id"])
         if len(batch) >= CURSOR_BATCH:
@@ -211,6 +214,8 @@ async def pull_json(db: Database, request: PullRequest) -> AsyncIterator[bytes]:
                 for r in await tx.fetch(_TOMBSTONES_SQL, request.user_id, table.name, last, device)
                 if r["row_id"] not in seen
             ]
+            out.records += len(deleted)
             out.add(b',"deleted":' + _encode(deleted).encode() + b"}")
         out.add(b"}}")
         yield out.take()
+        metrics.observe_sync(out.records, "pull")

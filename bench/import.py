@@ -67,7 +67,8 @@ class Totals:
 
 
 def fixture_files() -> list[Path]:
-    return sorted(p for p in FIXTURES.glob("*/*") if p.is_file() and not p.name.startswith("LICENSE"))
+    files = (p for folder in ("fit", "gpx", "tcx") for p in (FIXTURES / folder).iterdir())
+    return sorted(p for p in files if p.is_file() and not p.name.startswith("LICENSE"))
 
 
 def import_and_encode(path: Path) -> tuple[float, list[ImportedActivity] | None, list[bytes]]:

@@ -30,7 +30,7 @@ from trainer.plugin_host import CoreHost
 from trainer.plugins import discover
 from trainer.services import SERVICES
 
-PACKAGE = Path(__file__).resolve().parent.parent / "fixtures" / "thirdparty_plugin"
+PACKAGE = Path(__file__).resolve().parent.parent / "thirdparty_plugin"
 CSV = "# csvlog v1\n# start=2024-05-19T06:30:00Z name=Treadmill intervals\nseconds,heart_rate\n" + "".join(
     f"{t},{120 + (t // 60) % 30}\n" for t in range(0, 1800, 2)
 )

@@ -89,3 +89,44 @@ async def test_subscribe_while_the_server_answers_the_check(tmp_path: Path, fake
     code, output = await trainer(config, "plugins", "strava", "subscribe")
     assert code == 1 and "callback url GET to callback URL does not return 200" in output
     assert "Traceback" not in output and not fake_strava.subscriptions
+
+
+async def test_backfill_command(tmp_path: Path, fake_strava: FakeStrava) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.plugins.conftest import link, new_user
+    from trainer.db import create_database
+    from trainer.db.migrate import migrate
+
+    db_url = f"sqlite:///{tmp_path / 'trainer.db'}"
+    athlete = fake_strava.add_athlete()
+    for day in range(7):
+        fake_strava.add_activity(athlete, start=datetime(2024, 3, 1, 7, tzinfo=UTC) + timedelta(days=day))
+    db = create_database(db_url)
+    await db.open()
+    try:
+        await migrate(db)
+        user = await new_user(db, "runner@example.com")
+        await link(db, "strava", user, athlete, fake_strava.issue_tokens(athlete))
+        config = write_config(
+            tmp_path / "trainer.toml",
+            {
+                "database_url": db_url,
+                "secret_key": TEST_SECRET,
+                "data_dir": str(tmp_path / "data"),
+                "queue_url": "memory://",
+                "plugins": {"strava": fake_strava.plugin_settings(per_page=3)},
+            },
+        )
+        args = ("backfill", "--user", "runner@example.com", "--source", "strava", "--since", "2024-02-01")
+        code, output = await trainer(config, *args)
+        assert code == 0, output
+        assert "4 pages, 10 events, 7 new in the inbox" in output  # 3+3+3+1: each page repeats its boundary
+        assert await db.fetchval("SELECT count(*) FROM inbox WHERE user_id = $1", user) == 7
+
+        code, output = await trainer(
+            config, "backfill", "--user", "runner@example.com", "--source", "garmin", "--since", "2024-02-01"
+        )
+        assert code == 1 and "no enabled plugin 'garmin'" in output and "Traceback" not in output
+    finally:
+        await db.close()

@@ -1,69 +1,101 @@
-"""Delivery as queue work, on the ingest queue's Huey.
+"""Delivery as queue work, for the ingest consumer (trainer/ingest/consumer.py).
 
-    notify_deliver           one delivery run; rung right after a commit that enqueued messages
-    notify_deliver_periodic  the same, every minute: deferred (quiet hours) and retried messages
-                             come due without anyone ringing, and a lost ring costs a minute at most
+Two ways in, both ending in `deliver_due` on the consumer's own loop, database pool and plugins:
 
-Both tasks only call `deliver_due`, which claims before it sends, so any number of them running
-at once on any number of workers still sends each message once. They run on the worker thread's
-runtime (its own event loop, database pool and started plugins: trainer/ingest/runtime.py).
+    DeliveryLoop   one per consumer: a run every `period_s` (deferred and retried messages come
+                   due without anyone asking) and a run soon after `nudge()` (the consumer nudges
+                   when a job finished, so a processed activity's push goes out within moments).
+                   Runs never overlap within a consumer, and nudges during a run coalesce into one.
+    NotifyTasks    the `notify_deliver` Huey task, for processes without a consumer (the API server
+                   after a commit that enqueued messages): its job is one delivery run.
 
-Every process that enqueues or consumes must register the tasks (Huey finds a task by its name):
-`IngestQueue` does it in its constructor with `NotifyTasks(self.huey, self._runtime)`.
+Any number of these running at once, in any number of processes, still send each message once:
+`deliver_due` claims before it sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from huey import Huey, crontab
+from huey import Huey
 
 from trainer.db import Database
 from trainer.notify.runner import RunReport, deliver_due
 from trainer.plugins import Registry
 
 log = logging.getLogger("trainer.notify")
-T = TypeVar("T")
 
 DELIVER_TASK = "notify_deliver"
-PERIODIC_TASK = "notify_deliver_periodic"
+PERIOD_S = 60.0
 
 
-class _Context(Protocol):
+class Context(Protocol):
+    """What a consumer hands its jobs (trainer.ingest.pipeline.Context has these)."""
+
     db: Database
     plugins: Registry
 
 
-class Runtime(Protocol):
-    """What a worker thread offers a task: its loop (`run`) and its database and plugins."""
+async def deliver_job(ctx: Context) -> RunReport:
+    """One delivery run as a consumer job."""
+    return await deliver_due(ctx.db, ctx.plugins)
 
-    @property
-    def context(self) -> _Context: ...
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T: ...
+def _deliver_task() -> Callable[[Context], Awaitable[RunReport]]:
+    return deliver_job
 
 
 class NotifyTasks:
-    def __init__(self, huey: Huey, runtime: Callable[[], Runtime]) -> None:
-        self._runtime = runtime
-        self._deliver = huey.task(name=DELIVER_TASK)(self.run_once)
-        self._periodic = huey.periodic_task(crontab(minute="*"), name=PERIODIC_TASK)(self.run_once)
+    """The `notify_deliver` task on a Huey; every process that enqueues or consumes registers it."""
+
+    def __init__(self, huey: Huey) -> None:
+        self.huey = huey
+        self._task = huey.task(name=DELIVER_TASK)(_deliver_task)
 
     def ring_now(self) -> None:
-        """Ask a worker for a delivery run (blocking enqueue: call from a worker thread or via `ring`).
-
-        Call it after the transaction that enqueued the messages has committed; rung earlier, the
-        run may find nothing and the messages wait for the periodic run."""
-        self._deliver()
+        """Enqueue a delivery run (blocking). Call after the transaction that wrote the messages
+        has committed; rung earlier, the run may find nothing and they wait for the periodic run."""
+        self.huey.enqueue(self._task.s())
 
     async def ring(self) -> None:
-        """`ring_now` for async code on a server loop (the enqueue may block on Redis or SQLite)."""
+        """`ring_now` for async code (the enqueue may block on Redis or SQLite)."""
         await asyncio.to_thread(self.ring_now)
 
-    def run_once(self) -> RunReport:
-        """The task body: one delivery run on this worker thread's runtime."""
-        runtime = self._runtime()
-        return runtime.run(deliver_due(runtime.context.db, runtime.context.plugins))
+
+class DeliveryLoop:
+    """Periodic and nudged delivery runs on one consumer's loop."""
+
+    def __init__(self, context: Context, *, period_s: float = PERIOD_S) -> None:
+        self.context = context
+        self.period_s = period_s
+        self._soon = asyncio.Event()
+        self.runs = 0
+
+    def nudge(self) -> None:
+        """Something may have been enqueued: run soon (call on the consumer's loop)."""
+        self._soon.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until `stopping` is set; a failed run is logged and the loop goes on."""
+        while not stopping.is_set():
+            self._soon.clear()
+            try:
+                await deliver_job(self.context)
+            except Exception:
+                log.exception("notification delivery failed; trying again in %s s", self.period_s)
+            self.runs += 1
+            await self._wait(stopping)
+
+    async def _wait(self, stopping: asyncio.Event) -> None:
+        """Until a nudge, the period, or stop, whichever comes first."""
+        waits = [asyncio.ensure_future(self._soon.wait()), asyncio.ensure_future(stopping.wait())]
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED), self.period_s)
+        finally:
+            for waiter in waits:
+                waiter.cancel()

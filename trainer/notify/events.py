@@ -3,7 +3,8 @@
 Runs inside the transaction that marks the inbox event done (trainer/ingest/hooks.py), so it only
 reads and inserts: no provider is called here. Every message's dedupe key names its real-world
 cause (the activity, the inbox event, the user's day), so an event processed twice — or two events
-about the same activity — still yields one message.
+about the same activity — still yields one message. Plan changes and low readiness are told at
+most once a day: a morning's sleep, HRV and summary events each re-run the adaptation.
 
 What is *not* worth a buzz: activities from a history import (older than RECENT_S; the backfill
 sends one "import finished" instead) and more than MAX_ACTIVITIES from one event (a bulk upload).
@@ -73,7 +74,7 @@ async def _notify(tx: Transaction, event: ProcessedEvent) -> list[str]:
         written.append(await enqueue(tx, event.user_id, "activity_analyzed", "activity_analyzed", params, key))
     plan_changes = getattr(event.recompute, "plan_changes", 0) or 0
     if plan_changes > 0:
-        key = f"plan_adapted:{event.inbox_id}"
+        key = f"plan_adapted:{today.isoformat()}"  # one nudge a day, however many events adapt it
         params = {"changed": plan_changes, "reason": _reason(readiness)}
         written.append(await enqueue(tx, event.user_id, "plan_adapted", "plan_adapted", params, key))
     if readiness and readiness["readiness_band"] in LOW_READINESS_BANDS and (event.dailies or event.created):

@@ -13,14 +13,20 @@ Run: ``python bench/import.py``. Always exits 0; goal misses are printed, not ra
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `python bench/import.py` puts bench/ first on sys.path, where bench/http.py would shadow the
+# standard library's `http` that aiohttp imports.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
+
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import fitdecode
 import numpy as np

@@ -18,6 +18,7 @@ from trainer import clock
 from trainer.db import Database
 from trainer.errors import NotFound
 from trainer.ingest.inbox import Doorbell, record_events
+from trainer.notify.outbox import enqueue
 from trainer.plugins import Account, Backfiller, BackfillPage, Plugin, Registry, RetryLater
 from trainer.store import accounts
 from trainer.store.accounts import TokenCipher
@@ -122,7 +123,7 @@ async def run_backfill(
                 events += len(page.events)
                 report(Progress(pages, events, recorded, page.progress, page.note, resumed=resumed))
                 if page.done:
-                    return BackfillResult(pages, events, recorded, resumed)
+                    break
             await _finish(db, user_id, plugin, since_ms)
             return BackfillResult(pages, events, recorded, resumed)
         except RetryLater as exc:
@@ -132,10 +133,25 @@ async def run_backfill(
 
 
 async def _finish(db: Database, user_id: str, plugin: str, since_ms: int) -> None:
-    await db.execute(
-        "UPDATE backfill_runs SET done = TRUE, updated_at = $4 WHERE user_id = $1 AND plugin = $2 AND since = $3",
-        user_id,
-        plugin,
-        since_ms,
-        clock.now_ms(),
-    )
+    """Mark the run done and tell the user, once per run (a re-run of a finished backfill is quiet).
+
+    The count is every event the run (with its resumptions) put in the inbox: they are queued, and
+    appear in the app as the pipeline processes them.
+    """
+    async with db.transaction() as tx:
+        recorded = await tx.fetchval(
+            """SELECT count(*) FROM inbox i JOIN backfill_runs r ON r.user_id = i.user_id AND r.plugin = i.plugin
+               WHERE r.user_id = $1 AND r.plugin = $2 AND r.since = $3 AND i.received_at >= r.started_at""",
+            user_id,
+            plugin,
+            since_ms,
+        )
+        await tx.execute(
+            "UPDATE backfill_runs SET done = TRUE, updated_at = $4 WHERE user_id = $1 AND plugin = $2 AND since = $3",
+            user_id,
+            plugin,
+            since_ms,
+            clock.now_ms(),
+        )
+        params = {"vendor": plugin.replace("_", " ").title(), "plugin": plugin, "activities": int(recorded or 0)}
+        await enqueue(tx, user_id, "backfill_finished", "backfill_finished", params, f"backfill:{plugin}:{since_ms}")

@@ -44,9 +44,14 @@ def test_missing_numbers_are_left_out_not_shown_as_none():
             "backfill_finished",
             {"vendor": "Strava", "activities": 152},
             "Strava Import Finished",
-            "Imported 152 activities.",
+            "Found 152 activities; they appear as they are processed.",
         ),
-        ("backfill_finished", {"vendor": "Strava", "activities": 1}, "Strava Import Finished", "Imported 1 activity."),
+        (
+            "backfill_finished",
+            {"vendor": "Strava", "activities": 1},
+            "Strava Import Finished",
+            "Found 1 activity; they appear as they are processed.",
+        ),
     ],
 )
 def test_every_template(key: str, params: dict, title: str, body: str):

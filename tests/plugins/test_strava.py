@@ -351,8 +351,13 @@ async def test_backfill_pages_resumes_and_feeds_the_pipeline(
         assert resumed.resumed and (resumed.pages, resumed.events, resumed.recorded) == (2, 9, 7)
         assert await db.fetchval("SELECT count(*) FROM inbox WHERE plugin = 'strava'") == 12
 
+        finished_sql = "SELECT params FROM notifications WHERE user_id = $1 AND category = 'backfill_finished'"
+        told = await db.fetch(finished_sql, account.user_id)
+        assert [n["params"]["activities"] for n in told] == [12]  # told once, when the (resumed) run completes
+
         again = await backfill(sleep=no_wait)  # a finished backfill run again records only what is new
         assert not again.resumed and again.recorded == 0
+        assert len(await db.fetch(finished_sql, account.user_id)) == 1  # and is not told again
 
         states = await drain(pipeline(settings, db, registry))
         assert set(states.values()) == {"done"} and len(states) == 12

@@ -111,9 +111,9 @@ def _backfill_finished(params: Params, units: Units) -> Rendered:
     vendor = _vendor(params)
     count = _number(params.get("activities"))
     if count is None:
-        body = "Your history is imported."
+        body = "Your history is being imported; activities appear as they are processed."
     else:
-        body = f"Imported {int(count)} activit{'y' if int(count) == 1 else 'ies'}."
+        body = f"Found {int(count)} activit{'y' if int(count) == 1 else 'ies'}; they appear as they are processed."
     return Rendered(f"{vendor} Import Finished", body)
 
 

@@ -83,10 +83,9 @@ class Settings(BaseSettings):
     sync_max_push_records: int = Field(5000, ge=1)
     sync_max_push_bytes: int = Field(8 << 20, ge=1024)
 
-    # -- logging
     # -- webhooks and their processing queue (trainer/ingest)
     webhook_path_token: SecretStr | None = None
-    ingest_workers: int = Field(2, ge=1, le=64)
+    ingest_workers: int = Field(8, ge=1, le=256)
     ingest_max_attempts: int = Field(8, ge=1, le=100)
     ingest_retry_base_s: float = Field(30.0, gt=0)
     ingest_retry_max_s: float = Field(21600.0, gt=0)
@@ -94,6 +93,7 @@ class Settings(BaseSettings):
     ingest_stale_s: int = Field(60, ge=1)
     ingest_keep_days: int = Field(14, ge=1)
 
+    # -- logging
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
 
@@ -117,7 +117,6 @@ class Settings(BaseSettings):
             raise ValueError("must be empty (embedded SQLite queue), redis://..., sqlite:///path or memory://")
         return value
 
-    @property
     @field_validator("webhook_path_token")
     @classmethod
     def _usable_path_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -126,6 +125,7 @@ class Settings(BaseSettings):
             raise ValueError('must be 16-128 characters of A-Z a-z 0-9 _ - (or "off")')
         return value
 
+    @property
     def resolved_database_url(self) -> str:
         """The database actually used: the embedded SQLite file in data_dir unless one is configured."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'trainer.db').as_posix()}"

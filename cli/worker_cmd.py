@@ -1,9 +1,9 @@
-"""`trainer worker`: queue consumers without the HTTP server, to scale processing out.
+"""`trainer worker`: a queue consumer without the HTTP server, to scale processing out.
 
-Runs Huey's thread consumer in the foreground. SIGTERM stops it gracefully (running events finish,
-up to shutdown_timeout_s); SIGINT stops it at once, and the events it was processing are handed on
-by the sweeper after `ingest_lease_s`. Each worker thread processes events on its own event loop
-with its own database connections (trainer/ingest/runtime.py).
+Processes up to --workers events at once on one event loop with its own database pool
+(trainer/ingest/consumer.py). The first SIGTERM or SIGINT stops taking events and lets running ones
+finish (up to shutdown_timeout_s); a second one stops at once, and the events cut off are handed on
+by the sweeper after `ingest_lease_s`. Run one per core you want to use.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ import typer
 from trainer_cli.common import console, database, fail, run, settings
 
 from trainer import logs
-from trainer.config import ensure_secret_key
+from trainer.config import Settings, ensure_secret_key
 from trainer.errors import TrainerError
-from trainer.ingest.queue import IngestQueue, describe
+from trainer.ingest.consumer import run_worker
+from trainer.ingest.queue import describe
 
 
 def worker(
     workers: Annotated[
         int | None,
-        typer.Option("--workers", "-w", min=1, max=64, help="Consumer threads [default: ingest_workers, 2]"),
+        typer.Option("--workers", "-w", min=1, max=256, help="Events processed at once [default: ingest_workers]"),
     ] = None,
 ) -> None:
     """Process queued webhook events (and sweep the inbox) until stopped."""
@@ -34,16 +35,13 @@ def worker(
         ensure_secret_key(config)
     except TrainerError as exc:
         fail(exc.message, 2)
-    run(_check_database(config))
-    queue = IngestQueue(config)
     count = workers or config.ingest_workers
-    consumer = queue.consumer(count, graceful_signal="TERM")
-    console.print(f"trainer worker: {count} thread(s) on the {describe(config)}; Ctrl-C to stop", highlight=False)
-    queue.request_sweep()  # what a previous run left behind, now rather than in a minute
-    consumer.run()
+    run(_check_database(config))
+    console.print(f"trainer worker: {count} at a time from the {describe(config)}; Ctrl-C to stop", highlight=False)
+    run(run_worker(config, count))
 
 
-async def _check_database(config) -> None:  # type: ignore[no-untyped-def]
-    """Fail before starting threads if the database is unreachable or its schema is not current."""
+async def _check_database(config: Settings) -> None:
+    """Fail before consuming if the database is unreachable or its schema is not current."""
     async with database(config):
         pass

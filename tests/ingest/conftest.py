@@ -67,19 +67,12 @@ def queue(ingest_settings: Settings) -> IngestQueue:
 
 @pytest.fixture
 def context(ingest_settings: Settings, db: Database, queue: IngestQueue) -> Context:
-    """A pipeline context as a worker thread has one, on the test's own loop and database."""
-
-    async def ring(ids: Any) -> None:
-        queue.ring_now(ids)
-
-    async def ring_later(row_id: str, delay_s: float) -> None:
-        queue.ring_later(row_id, delay_s)
-
+    """A pipeline context as a consumer has one, on the test's own loop and database."""
     return Context(
         db=db,
         plugins=registry_with_plugin(ingest_settings, db),
         settings=ingest_settings,
         cipher=TokenCipher(TEST_SECRET),
-        ring=ring,
-        ring_later=ring_later,
+        ring=queue.ring,
+        ring_later=queue.ring_later,
     )

@@ -27,7 +27,8 @@ from trainer.app import create_app
 from trainer.config import Settings
 from trainer.db import Database
 from trainer.ingest import inbox
-from trainer.ingest.queue import EmbeddedWorker, IngestQueue
+from trainer.ingest.consumer import EmbeddedWorker
+from trainer.ingest.queue import IngestQueue
 from trainer.ingest.routes import WORKER_PLUGINS, embed_worker
 from trainer.ingest.runtime import Closer
 from trainer.plugins import Registry
@@ -83,12 +84,12 @@ async def test_serve_with_embedded_worker_processes_webhooks(ingest_settings: Se
 async def test_sqlite_queue_file_with_retries_through_the_schedule(tmp_path: Path, db: Database, db_url: str) -> None:
     settings = make_settings(tmp_path, db_url, ingest_retry_base_s=0.2, ingest_retry_max_s=0.5)
     assert settings.queue_url == ""  # the default: <data_dir>/queue.db
-    queue = IngestQueue(settings, plugins=load_test_plugins)
+    queue = IngestQueue(settings)
     user_id = await connect(db, "a@example.com", "ext-1")
     events = [event(f"a-{i}", "fail_once" if i % 2 else "", ago_s=3600 - i) for i in range(6)]
     await inbox.record_events(db, NAME, user_id, events, doorbell=queue.ring)
     assert (settings.data_dir / "queue.db").exists()
-    worker = EmbeddedWorker(queue, 2)
+    worker = EmbeddedWorker(queue, 2, plugins=load_test_plugins)
     worker.start()
     try:
         await wait_until(lambda: all_done(db, 6), 30, "6 events processed, 3 of them after a retry")
@@ -117,13 +118,13 @@ def redis_queue_name() -> Any:
 async def test_redis_queue(tmp_path: Path, db: Database, db_url: str, redis_queue_name: str) -> None:
     settings = make_settings(tmp_path, db_url, queue_url=REDIS_URL)
     producer = IngestQueue(settings, name=redis_queue_name)  # e.g. a server ...
-    consumer = IngestQueue(settings, name=redis_queue_name, plugins=load_test_plugins)  # ... and a worker elsewhere
+    consumer = IngestQueue(settings, name=redis_queue_name)  # ... and a worker elsewhere
     user_ids = [await connect(db, f"u{i}@example.com", f"ext-{i}") for i in range(3)]
     for i, user_id in enumerate(user_ids):
         evs = [event(f"{i}-{n}", external=f"ext-{i}", ago_s=3600 - n) for n in range(4)]
         await inbox.record_events(db, NAME, user_id, evs, doorbell=producer.ring)
     assert producer.pending() >= 1
-    worker = EmbeddedWorker(consumer, 2)
+    worker = EmbeddedWorker(consumer, 2, plugins=load_test_plugins)
     worker.start()
     try:
         await wait_until(lambda: all_done(db, 12), 30, "12 events processed through Redis")
@@ -145,14 +146,15 @@ def _worker_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path, db: Database, db_url: str) -> None:
     """SIGKILL a real `trainer worker` mid-burst, restart it: every event is processed exactly once."""
-    total, lease_s = 120, 10
-    settings = make_settings(tmp_path, db_url, ingest_lease_s=lease_s)
+    total, lease_s, stale_s = 120, 10, 2
+    settings = make_settings(tmp_path, db_url, ingest_lease_s=lease_s, ingest_stale_s=stale_s)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRAINER_")},
         "TRAINER_DATABASE_URL": db_url,
         "TRAINER_DATA_DIR": str(settings.data_dir),
         "TRAINER_SECRET_KEY": TEST_SECRET,
-        "TRAINER_INGEST_LEASE_S": str(lease_s),
+        "TRAINER_INGEST_LEASE_S": str(lease_s),  # how soon the dead worker's claims are handed on
+        "TRAINER_INGEST_STALE_S": str(stale_s),  # how soon the rings it had taken are rung again
         "TRAINER_LOG_LEVEL": "warning",
     }
     users = [await connect(db, f"u{i}@example.com", f"ext-{i}") for i in range(6)]
@@ -191,3 +193,20 @@ async def test_a_killed_worker_loses_and_duplicates_nothing(tmp_path: Path, db: 
 
 async def _done_at_least(db: Database, n: int) -> bool:
     return (await inbox.count_by_state(db))["done"] >= n
+
+
+async def test_stopping_lets_running_events_finish(tmp_path: Path, db: Database, db_url: str) -> None:
+    settings = make_settings(tmp_path, db_url, queue_url="memory://")
+    queue = IngestQueue(settings)
+    user_id = await connect(db, "a@example.com", "ext-1")
+    worker = EmbeddedWorker(queue, 2, plugins=load_test_plugins)
+    await asyncio.to_thread(worker.start)
+    await inbox.record_events(db, NAME, user_id, [event("slow", sleep_ms=700)], doorbell=queue.ring)
+    await wait_until(lambda: _processing(db), 10, "the slow event claimed")
+    await asyncio.to_thread(worker.stop)  # returns only once the running event is done
+    [row] = await inbox.list_rows(db)
+    assert row.state == "done"
+
+
+async def _processing(db: Database) -> bool:
+    return (await inbox.count_by_state(db))["processing"] == 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+import random
 import re
 import socket
 import threading
@@ -113,42 +113,51 @@ async def record_events(
 
 async def insert_events(tx: Transaction, plugin: str, events: Sequence[tuple[str, NewEvent]]) -> list[str]:
     """Insert (user_id, event) pairs inside `tx`; returns the ids of the rows that were new."""
+    ids = await insert_many(tx, [(plugin, user_id, event) for user_id, event in events])
+    return [row_id for row_id in ids if row_id is not None]
+
+
+_INSERT = """INSERT INTO inbox (id, plugin, kind, user_id, external_user_id, object_id, event_time, dedupe_key,
+                               payload, received_at, next_attempt_at)
+             VALUES {values}
+             ON CONFLICT (plugin, kind, user_id, dedupe_key) DO NOTHING
+             RETURNING id"""
+_PER_ROW = 10
+_ROWS_PER_STATEMENT = 200
+
+
+async def insert_many(tx: Transaction, rows: Sequence[tuple[str, str, NewEvent]]) -> list[str | None]:
+    """Insert (plugin, user_id, event) rows with multi-row statements; for each, its new id, or None
+    for a replay (its dedupe key is already recorded, or earlier in `rows`)."""
     now = clock.now_ms()
-    inserted: list[str] = []
-    for seq, (user_id, event) in enumerate(events):
-        _check_event(event)
-        row_id = _row_id(now, seq)
-        got = await tx.fetchval(
-            """INSERT INTO inbox (id, plugin, kind, user_id, external_user_id, object_id, event_time, dedupe_key,
-                                  payload, received_at, next_attempt_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-               ON CONFLICT (plugin, kind, user_id, dedupe_key) DO NOTHING
-               RETURNING id""",
-            row_id,
-            plugin,
-            event.kind,
-            user_id,
-            event.external_user_id,
-            event.object_id,
-            int(event.event_time) * 1000,
-            _bounded_key(event.dedupe_key),
-            event.payload,
-            now,
-        )
-        if got is not None:
-            inserted.append(row_id)
-    return inserted
+    ids: list[str | None] = []
+    for first in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[first : first + _ROWS_PER_STATEMENT]
+        args: list[Any] = []
+        marks: list[str] = []
+        chunk_ids: list[str] = []
+        for seq, (plugin, user_id, event) in enumerate(chunk, start=first):
+            check_event(event)
+            row_id = _row_id(now, seq)
+            chunk_ids.append(row_id)
+            base = len(args)
+            marks.append("(" + ", ".join(f"${base + i}" for i in (*range(1, _PER_ROW + 1), _PER_ROW)) + ")")
+            args += [row_id, plugin, event.kind, user_id, event.external_user_id, event.object_id]
+            args += [int(event.event_time) * 1000, _bounded_key(event.dedupe_key), event.payload, now]
+        new = {r["id"] for r in await tx.fetch(_INSERT.format(values=", ".join(marks)), *args)}
+        ids += [row_id if row_id in new else None for row_id in chunk_ids]
+    return ids
 
 
 def _row_id(received_ms: int, seq: int) -> str:
     """A UUIDv7-style id: time first, then the position in its batch, then randomness, so ordering
     by (received_at, id) is arrival order (the claim's oldest-first rule breaks ties by id)."""
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    rand = random.getrandbits(62)  # uniqueness, not secrecy: ids are not credentials
     value = (received_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (seq & 0xFFF) << 64 | 0b10 << 62 | rand
     return str(uuid.UUID(int=value))
 
 
-def _check_event(event: NewEvent) -> None:
+def check_event(event: NewEvent) -> None:
     """A plugin built the event from vendor data; refuse values no real event has."""
     if not event.kind or len(event.kind) > MAX_FIELD or not event.dedupe_key:
         raise InvalidInput("webhook event has no kind or no dedupe key")
@@ -186,31 +195,13 @@ async def claim(db: Database, row_id: str, token: str, *, slack_ms: int = 1000) 
     the queue's scheduler and the database) instead of leaving the row to the sweeper.
     """
     now = clock.now_ms()
+    # Look first without the write lock: most rows that are not claimable (claimed elsewhere, account
+    # busy, a duplicate ring) are turned away by a read; then check again under the lock.
+    if await _claimable(db, row_id, now, slack_ms) is None:
+        return None
     async with db.transaction() as tx:
-        row = await tx.fetchrow(
-            "SELECT user_id, plugin, received_at FROM inbox WHERE id = $1 AND state = 'pending' "
-            "AND next_attempt_at <= $2",
-            row_id,
-            now + slack_ms,
-        )
+        row = await _claimable(tx, row_id, now, slack_ms, lock=True)
         if row is None:
-            return None
-        # PostgreSQL: claimers of one account queue here; SQLite's single writer already serializes them.
-        await tx.lock(f"inbox:{row['plugin']}:{row['user_id']}")
-        blocked = await tx.fetchval(
-            """SELECT 1 FROM inbox
-               WHERE user_id = $1 AND plugin = $2 AND id <> $3
-                 AND (state = 'processing'
-                      OR (state = 'pending' AND next_attempt_at <= $4
-                          AND (received_at < $5 OR (received_at = $5 AND id < $3))))
-               LIMIT 1""",
-            row["user_id"],
-            row["plugin"],
-            row_id,
-            now,
-            row["received_at"],
-        )
-        if blocked:
             return None
         claimed = await tx.fetchrow(
             f"""UPDATE inbox SET state = 'processing', attempts = attempts + 1, locked_at = $2, locked_by = $3
@@ -221,6 +212,34 @@ async def claim(db: Database, row_id: str, token: str, *, slack_ms: int = 1000) 
             token,
         )
     return None if claimed is None else InboxRow.from_row(claimed)
+
+
+async def _claimable(db: Queries, row_id: str, now: int, slack_ms: int, *, lock: bool = False) -> Row | None:
+    """The row if it is pending, due, and first in line for its account; else None."""
+    row = await db.fetchrow(
+        "SELECT user_id, plugin, received_at FROM inbox WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2",
+        row_id,
+        now + slack_ms,
+    )
+    if row is None:
+        return None
+    if lock:  # PostgreSQL: claimers of one account queue here; SQLite's single writer already serializes them
+        assert isinstance(db, Transaction)
+        await db.lock(f"inbox:{row['plugin']}:{row['user_id']}")
+    blocked = await db.fetchval(
+        """SELECT 1 FROM inbox
+           WHERE user_id = $1 AND plugin = $2 AND id <> $3
+             AND (state = 'processing'
+                  OR (state = 'pending' AND next_attempt_at <= $4
+                      AND (received_at < $5 OR (received_at = $5 AND id < $3))))
+           LIMIT 1""",
+        row["user_id"],
+        row["plugin"],
+        row_id,
+        now,
+        row["received_at"],
+    )
+    return None if blocked else row
 
 
 async def next_for_account(db: Queries, user_id: str, plugin: str) -> str | None:

@@ -9,11 +9,10 @@ the storage:
     sqlite:///p    SqliteHuey at an explicit path
     memory://      MemoryHuey: one process only (tests, `trainer serve` with its embedded worker)
 
-Consumers are Huey's own thread consumers. `trainer worker` runs one in the foreground (Huey's
-signal handling: SIGINT finishes running tasks, SIGTERM stops at once). `trainer serve` starts one
-in background threads of the server process (`EmbeddedWorker`) without signal handlers of its own,
-stopped from the server's cleanup. Either way each worker thread runs its tasks on a private event
-loop (trainer/ingest/runtime.py), so the server's loop never blocks on task work.
+Huey provides the storages, serialization, and the schedule that holds retries until they are
+due; trainer's own asyncio consumer (trainer/ingest/consumer.py) runs the tasks. A task's function
+returns a job, `async (Context) -> ...`, that the consumer awaits with its context, so many events
+are processed concurrently on one event loop and one database pool.
 
 The doorbell's own storage is not made durable at great cost: the SQLite queue commits without
 fsync (synchronous=NORMAL in WAL mode, still crash-consistent), because a ring lost to a power cut
@@ -23,34 +22,42 @@ is recovered by the sweeper from the inbox, which is durable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, MemoryHuey, RedisHuey, crontab
-from huey.consumer import Consumer
-from huey.storage import SqliteStorage
+from huey import Huey, MemoryHuey, RedisHuey
+from huey.storage import RedisStorage, SqliteStorage
 
 from trainer.config import Settings
-from trainer.ingest import pipeline, sweeper
-from trainer.ingest.runtime import PluginLoader, WorkerRuntime, installed_plugins
+from trainer.ingest import pipeline
 
 log = logging.getLogger("trainer.ingest")
 
 QUEUE_NAME = "trainer"
 PROCESS_TASK = "ingest_process"
-SWEEP_TASK = "ingest_sweep"
+
+Job = Callable[[pipeline.Context], Awaitable[Any]]
 
 
 class _DoorbellSqliteStorage(SqliteStorage):
-    """Huey's SQLite storage in WAL mode with synchronous=NORMAL (see the module docstring)."""
+    """Huey's SQLite storage in WAL mode with synchronous=NORMAL (see the module docstring), and a
+    batch enqueue: one transaction for all the rows of a webhook batch."""
 
     def _create_connection(self) -> Any:
         conn = super()._create_connection()
         conn.execute("pragma synchronous=1")
         return conn
+
+    def enqueue_many(self, messages: Sequence[bytes]) -> None:
+        with self.db(commit=True) as cursor:
+            cursor.executemany(
+                "insert into task (queue, data, priority) values (?, ?, 0)",
+                [(self.name, self.to_blob(m)) for m in messages],
+            )
 
 
 def make_huey(settings: Settings, *, name: str = QUEUE_NAME) -> Huey:
@@ -74,104 +81,67 @@ def describe(settings: Settings) -> str:
     return f"SQLite queue at {url.removeprefix('sqlite:///') or settings.data_dir / 'queue.db'}"
 
 
-class IngestQueue:
-    """A Huey instance with trainer's two tasks: process one inbox row, and sweep."""
+def _process(row_id: str) -> Job:
+    """The task of one inbox row: claim it and run the pipeline."""
+    return functools.partial(pipeline.process_row, row_id=row_id)
 
-    def __init__(
-        self, settings: Settings, *, name: str = QUEUE_NAME, plugins: PluginLoader = installed_plugins
-    ) -> None:
+
+class IngestQueue:
+    """A Huey instance with trainer's task, the producer side of it, and in-process wake-ups."""
+
+    def __init__(self, settings: Settings, *, name: str = QUEUE_NAME) -> None:
         self.settings = settings
         self.huey = make_huey(settings, name=name)
-        self.plugins = plugins  # how worker threads load plugins (tests inject theirs before the first task)
-        self._local = threading.local()
-        self._process = self.huey.task(name=PROCESS_TASK)(self._run_process)
-        self._sweep = self.huey.periodic_task(crontab(minute="*"), name=SWEEP_TASK)(self._run_sweep)
-        self.huey.on_shutdown(name="close_runtime")(self._close_runtime)
-
-    # -- producers --------------------------------------------------------------------------
+        self._process = self.huey.task(name=PROCESS_TASK)(_process)
+        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def ring_now(self, row_ids: Sequence[str]) -> None:
-        """Enqueue one task per row (blocking: call from a worker thread or through `ring`)."""
-        for row_id in row_ids:
-            self._process(row_id)
+        """Enqueue one task per row, in one storage round trip where the storage allows (blocking)."""
+        if not row_ids:
+            return
+        messages = [self.huey.serialize_task(self._process.s(row_id)) for row_id in row_ids]
+        storage = self.huey.storage
+        if isinstance(storage, _DoorbellSqliteStorage):
+            storage.enqueue_many(messages)
+        elif type(storage) is RedisStorage:
+            storage.conn.lpush(storage.queue_key, *messages)
+        else:
+            for message in messages:
+                storage.enqueue(message, None)
+        self._wake()
 
     async def ring(self, row_ids: Sequence[str]) -> None:
-        """The doorbell for async code on a server loop: the enqueue runs in a thread."""
+        """The doorbell for async code: the blocking enqueue runs in a thread."""
         if row_ids:
             await asyncio.to_thread(self.ring_now, list(row_ids))
 
-    def ring_later(self, row_id: str, delay_s: float) -> None:
-        """Enqueue a task for when the row's retry is due (kept in Huey's schedule until then)."""
-        self._process.schedule(args=(row_id,), delay=max(delay_s, 0.0))
+    def ring_later_now(self, row_id: str, delay_s: float) -> None:
+        """Enqueue a task that waits in Huey's schedule until the row's retry is due (blocking)."""
+        self.huey.enqueue(self._process.s(row_id, delay=max(delay_s, 0.0)))
 
-    def request_sweep(self) -> None:
-        self._sweep()
+    async def ring_later(self, row_id: str, delay_s: float) -> None:
+        await asyncio.to_thread(self.ring_later_now, row_id, delay_s)
 
     def pending(self) -> int:
-        """Tasks waiting in the queue (not counting scheduled retries)."""
+        """Tasks waiting in the queue (scheduled retries are counted once a consumer has seen them)."""
         return int(self.huey.pending_count())
 
-    # -- consumers ----------------------------------------------------------------------------
+    # -- consumers in this process ------------------------------------------------------------
 
-    def consumer(self, workers: int, *, embedded: bool = False, graceful_signal: str = "INT") -> Consumer:
-        """A thread consumer; `embedded` ones leave the process's signal handlers alone, others stop
-        gracefully on `graceful_signal` ("INT" or "TERM") and at once on the other."""
-        cls = _EmbeddedConsumer if embedded else Consumer
-        # Redis blocks on its queue; the others are polled: at most every 0.5 s once idle.
-        return cls(
-            self.huey,
-            workers=workers,
-            worker_type="thread",
-            periodic=True,
-            initial_delay=0.02,
-            backoff=1.5,
-            max_delay=0.5,
-            check_worker_health=True,
-            health_check_interval=5,
-            shutdown_timeout=self.settings.shutdown_timeout_s,
-            graceful_signal=graceful_signal,
-        )
+    def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake` (from any thread) whenever this process rings; returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(wake)
 
-    def _runtime(self) -> WorkerRuntime:
-        runtime = getattr(self._local, "runtime", None)
-        if runtime is None:
-            runtime = WorkerRuntime.open(
-                self.settings, ring=self.ring_now, ring_later=self.ring_later, plugins=self.plugins
-            )
-            self._local.runtime = runtime
-        return runtime
+        def forget() -> None:
+            with self._lock:
+                self._listeners.remove(wake)
 
-    def _close_runtime(self) -> None:
-        runtime = getattr(self._local, "runtime", None)
-        if runtime is not None:
-            self._local.runtime = None
-            runtime.close()
+        return forget
 
-    def _run_process(self, row_id: str) -> None:
-        runtime = self._runtime()
-        runtime.run(pipeline.process_row(runtime.context, row_id))
-
-    def _run_sweep(self) -> None:
-        runtime = self._runtime()
-        runtime.run(sweeper.sweep(runtime.context))
-
-
-class _EmbeddedConsumer(Consumer):
-    def _set_signal_handlers(self) -> None:
-        """The server owns SIGINT/SIGTERM; it stops this consumer from its cleanup."""
-
-
-class EmbeddedWorker:
-    """Consumer threads inside `trainer serve`, started and stopped with the application."""
-
-    def __init__(self, queue: IngestQueue, workers: int) -> None:
-        self.queue = queue
-        self.consumer = queue.consumer(workers, embedded=True)
-
-    def start(self) -> None:
-        self.consumer.start()
-        self.queue.request_sweep()  # pick up what a previous run left behind, now rather than in a minute
-
-    def stop(self) -> None:
-        """Let running tasks finish (up to shutdown_timeout_s), then return."""
-        self.consumer.stop(graceful=True)
+    def _wake(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake()

@@ -28,9 +28,11 @@ from trainer.config import ensure_secret_key
 from trainer.errors import PayloadTooLarge, TrainerError
 from trainer.http import json_error
 from trainer.ingest.accesslog import ROUTE_KEY
+from trainer.ingest.committer import GroupCommitter
+from trainer.ingest.consumer import EmbeddedWorker
 from trainer.ingest.paths import PREFIX, path_token, token_matches
-from trainer.ingest.queue import EmbeddedWorker, IngestQueue
-from trainer.ingest.receive import receive
+from trainer.ingest.queue import IngestQueue
+from trainer.ingest.receive import Receiver
 from trainer.ingest.runtime import PluginLoader, installed_plugins
 from trainer.plugins import WebhookKind, WebhookReceiver, WebhookRequest
 from trainer.services import SERVICES
@@ -43,6 +45,7 @@ class Ingest:
     """The server's side of ingestion: the doorbell, the path token, and counters for operators."""
 
     queue: IngestQueue
+    receiver: Receiver
     token: str | None
     stats: Counter[str] = field(default_factory=Counter)
     worker: EmbeddedWorker | None = None
@@ -50,7 +53,7 @@ class Ingest:
 
 INGEST = web.AppKey("ingest", Ingest)
 WORKER_PLUGINS = web.AppKey("ingest_worker_plugins", PluginLoader)
-"""How this server's worker threads load plugins (default: the installed ones); set before startup
+"""How this server's embedded worker loads plugins (default: the installed ones); set before startup
 by programs that register plugins themselves, such as tests."""
 
 
@@ -61,13 +64,14 @@ def setup_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(_open_queue)
 
 
-def embed_worker(app: web.Application, workers: int) -> None:
-    """Run `workers` queue consumer threads inside this server (`trainer serve` without --no-worker)."""
+def embed_worker(app: web.Application, concurrency: int) -> None:
+    """Consume the queue inside this server, `concurrency` events at a time, on a thread of its own
+    (`trainer serve` without --no-worker)."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         ingest = app[INGEST]
-        ingest.worker = EmbeddedWorker(ingest.queue, workers)
-        ingest.worker.start()
+        ingest.worker = EmbeddedWorker(ingest.queue, concurrency, plugins=app.get(WORKER_PLUGINS, installed_plugins))
+        await asyncio.to_thread(ingest.worker.start)
         try:
             yield
         finally:
@@ -78,9 +82,14 @@ def embed_worker(app: web.Application, workers: int) -> None:
 
 async def _open_queue(app: web.Application) -> AsyncIterator[None]:
     settings = app[SERVICES].settings
-    queue = IngestQueue(settings, plugins=app.get(WORKER_PLUGINS, installed_plugins))
-    app[INGEST] = Ingest(queue=queue, token=path_token(settings, ensure_secret_key(settings)))
-    yield
+    db = app[SERVICES].db
+    queue = IngestQueue(settings)
+    committer = GroupCommitter(db, queue.ring)
+    app[INGEST] = Ingest(queue, Receiver(db, committer), path_token(settings, ensure_secret_key(settings)))
+    try:
+        yield
+    finally:
+        await committer.close()
 
 
 def _target(ingest: Ingest, request: web.Request) -> tuple[str, str]:
@@ -113,13 +122,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     except TrainerError as exc:
         ingest.stats["refused"] += 1
-        log.info("webhook %s/%s refused: %s", plugin_name, kind_name, exc.message)
+        log.debug("webhook %s/%s refused: %s", plugin_name, kind_name, exc.message)
         raise
     except Exception:  # a plugin's bug; logged by route, never by path (the path holds the token)
-        log.exception("webhook %s/%s: plugin %s failed to verify a request", plugin_name, kind_name, plugin_name)
+        log.exception("webhook %s/%s: the plugin failed to verify a request", plugin_name, kind_name)
         return json_error(500, "INTERNAL_SERVER_ERROR", "Internal server error")
     if outcome.events:
-        receipt = await receive(services.db, plugin_name, outcome.events)
+        receipt = await ingest.receiver.receive(plugin_name, outcome.events)
         ingest.stats["recorded"] += len(receipt.recorded)
         ingest.stats["duplicates"] += receipt.duplicates
         ingest.stats["unknown_users"] += receipt.unknown_users
@@ -130,7 +139,6 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 kind_name,
                 receipt.unknown_users,
             )
-        await _ring(ingest, receipt.recorded)
     return web.json_response(outcome.response if outcome.response is not None else {"ok": True}, status=outcome.status)
 
 
@@ -142,12 +150,3 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         return await request.clone(client_max_size=limit).read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
-
-
-async def _ring(ingest: Ingest, row_ids: list[str]) -> None:
-    """Ring after the commit; a failed ring is only latency (the sweeper rings the rows later)."""
-    try:
-        await ingest.queue.ring(row_ids)
-    except Exception as exc:
-        ingest.stats["ring_failures"] += 1
-        log.warning("could not ring the queue for %d event(s), the sweeper will: %s", len(row_ids), exc)

@@ -1,0 +1,108 @@
+"""Group commit for webhook requests: concurrent requests share one transaction.
+
+Every webhook must be in the database before it is answered, and a transaction costs the same
+round trips whether it carries one event or a hundred (with SQLite it also holds the only write
+lock). So requests do not each open one: they hand their events to the committer and wait. The
+committer writes whatever has queued up since its last commit in one transaction, answers every
+waiting request, and goes again while more wait. Alone, a request commits at once; under load, a
+request waits at most for the commit in progress plus its own. Then it rings the queue once for
+the whole batch, in the background: the answer never waits for the doorbell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from trainer.db import Database
+from trainer.ingest import inbox
+from trainer.plugins import NewEvent
+
+log = logging.getLogger("trainer.ingest")
+
+MAX_BATCH_EVENTS = 2000
+
+
+@dataclass
+class _Waiting:
+    plugin: str
+    events: Sequence[tuple[str, NewEvent]]
+    done: asyncio.Future[list[str]]
+
+
+class GroupCommitter:
+    def __init__(self, db: Database, doorbell: inbox.Doorbell | None) -> None:
+        self.db = db
+        self.doorbell = doorbell
+        self._waiting: list[_Waiting] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._rings: set[asyncio.Task[None]] = set()
+        self.ring_failures = 0
+
+    async def record(self, plugin: str, events: Sequence[tuple[str, NewEvent]]) -> list[str]:
+        """Commit (user_id, event) pairs; returns the ids of the rows that were new (not replays).
+
+        Events are checked here, before they join a batch: one implausible event refuses its own
+        request, never the others it would have shared a transaction with.
+        """
+        for _user, event in events:
+            inbox.check_event(event)
+        done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(plugin, events, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        return await asyncio.shield(done)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch = self._take()
+            rows = [(w.plugin, user_id, event) for w in batch for user_id, event in w.events]
+            try:
+                async with self.db.transaction() as tx:
+                    ids = await inbox.insert_many(tx, rows)
+            except BaseException as exc:
+                for waiting in batch:
+                    if not waiting.done.done():
+                        waiting.done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            start = 0
+            for waiting in batch:
+                mine = ids[start : start + len(waiting.events)]
+                start += len(waiting.events)
+                if not waiting.done.done():
+                    waiting.done.set_result([row_id for row_id in mine if row_id is not None])
+            self._ring([row_id for row_id in ids if row_id is not None])
+
+    def _take(self) -> list[_Waiting]:
+        batch, count = [], 0
+        while self._waiting and (not batch or count + len(self._waiting[0].events) <= MAX_BATCH_EVENTS):
+            waiting = self._waiting.pop(0)
+            batch.append(waiting)
+            count += len(waiting.events)
+        return batch
+
+    def _ring(self, row_ids: list[str]) -> None:
+        if not row_ids or self.doorbell is None:
+            return
+        task = asyncio.create_task(self._ring_now(row_ids))
+        self._rings.add(task)
+        task.add_done_callback(self._rings.discard)
+
+    async def _ring_now(self, row_ids: list[str]) -> None:
+        """A failed ring is only latency: the sweeper rings the rows later."""
+        assert self.doorbell is not None
+        try:
+            await self.doorbell(row_ids)
+        except Exception as exc:
+            self.ring_failures += 1
+            log.warning("could not ring the queue for %d event(s), the sweeper will: %s", len(row_ids), exc)
+
+    async def close(self) -> None:
+        """Finish the commit in progress and the rings already started."""
+        pending = [t for t in (self._writer, *self._rings) if t is not None and not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -157,6 +158,10 @@ async def test_oversized_bodies_are_413_by_content_length_and_while_streaming(ap
             yield b"x" * 1000
 
     resp = await app_client.post(BASE, data=chunks())
+    assert resp.status == 413
+
+    bomb = gzip.compress(b"{" + b" " * 200_000 + b"}")  # a few hundred bytes on the wire
+    resp = await app_client.post(BASE, data=bomb, headers={"Content-Encoding": "gzip"})
     assert resp.status == 413
 
 

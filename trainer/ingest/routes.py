@@ -52,6 +52,7 @@ class Ingest:
 
 
 INGEST = web.AppKey("ingest", Ingest)
+_OK = b'{"ok": true}'
 WORKER_PLUGINS = web.AppKey("ingest_worker_plugins", PluginLoader)
 """How this server's embedded worker loads plugins (default: the installed ones); set before startup
 by programs that register plugins themselves, such as tests."""
@@ -139,14 +140,27 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 kind_name,
                 receipt.unknown_users,
             )
+    if outcome.response is None and outcome.status == 200:
+        return web.Response(body=_OK, content_type="application/json")
     return web.json_response(outcome.response if outcome.response is not None else {"ok": True}, status=outcome.status)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes before (Content-Length) or while reading."""
-    if request.content_length is not None and request.content_length > limit:
+    """The raw body, refusing more than `limit` bytes before (Content-Length) or while reading.
+
+    aiohttp enforces one body limit per application; a kind's own limit is applied through a clone
+    of the request carrying it, unless the declared length already fits both.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
     try:
-        return await request.clone(client_max_size=limit).read()
+        if length is not None and length <= request.client_max_size:
+            body = await request.read()
+        else:
+            body = await request.clone(client_max_size=limit).read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"request body is larger than {limit} bytes") from None
+        body = None
+    if body is None or len(body) > limit:  # also a small compressed body that inflates past the limit
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    return body

@@ -108,3 +108,22 @@ async def test_batches_of_any_size_are_one_commit(db: Database, count: int) -> N
     received = {r.received_at for r in rows}
     assert len(received) == 1
     assert sorted(ids) == ids  # arrival order is id order within a batch (the claim's tie-break)
+
+
+async def test_two_servers_recording_overlapping_events_at_once_do_not_deadlock(db: Database, db_url: str) -> None:
+    """A replay sent to the other server while the first still commits: same keys, opposite order."""
+    from trainer.db import create_database
+
+    user_id = await connect(db, "a@example.com", "ext-1")
+    other = create_database(db_url, pool_size=2)
+    await other.open()
+    try:
+        for round in range(3):
+            events = [(user_id, ev(f"o-{round}-{i}")) for i in range(300)]
+            one, two = await asyncio.gather(
+                GroupCommitter(db, None).record(NAME, events), GroupCommitter(other, None).record(NAME, events[::-1])
+            )
+            assert len(one) + len(two) == 300  # each event recorded by exactly one of them
+        assert len(await inbox.list_rows(db, limit=2000)) == 900
+    finally:
+        await other.close()

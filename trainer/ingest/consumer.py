@@ -106,6 +106,7 @@ class AsyncConsumer:
             return None
 
     async def _execute(self, task: Any) -> None:
+        log.info("Executing %s", task)  # as Huey's own consumer logs it
         try:
             job = task.execute()
             await job(self.context)

@@ -128,25 +128,29 @@ _ROWS_PER_STATEMENT = 200
 
 async def insert_many(tx: Transaction, rows: Sequence[tuple[str, str, NewEvent]]) -> list[str | None]:
     """Insert (plugin, user_id, event) rows with multi-row statements; for each, its new id, or None
-    for a replay (its dedupe key is already recorded, or earlier in `rows`)."""
+    for a replay (its dedupe key is already recorded, or earlier in `rows`).
+
+    Ids follow the order of `rows` (arrival order); the rows are written in the order of the unique
+    key, the one lock order for every writer: two servers inserting overlapping keys at once (a
+    replay sent to the other server) would otherwise deadlock on PostgreSQL's unique index.
+    """
     now = clock.now_ms()
-    ids: list[str | None] = []
-    for first in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[first : first + _ROWS_PER_STATEMENT]
+    prepared = []
+    for seq, (plugin, user_id, event) in enumerate(rows):
+        check_event(event)
+        prepared.append((_row_id(now, seq), plugin, user_id, event, _bounded_key(event.dedupe_key)))
+    ordered = sorted(prepared, key=lambda r: (r[1], r[3].kind, r[2], r[4]))
+    new: set[str] = set()
+    for first in range(0, len(ordered), _ROWS_PER_STATEMENT):
         args: list[Any] = []
         marks: list[str] = []
-        chunk_ids: list[str] = []
-        for seq, (plugin, user_id, event) in enumerate(chunk, start=first):
-            check_event(event)
-            row_id = _row_id(now, seq)
-            chunk_ids.append(row_id)
+        for row_id, plugin, user_id, event, key in ordered[first : first + _ROWS_PER_STATEMENT]:
             base = len(args)
             marks.append("(" + ", ".join(f"${base + i}" for i in (*range(1, _PER_ROW + 1), _PER_ROW)) + ")")
             args += [row_id, plugin, event.kind, user_id, event.external_user_id, event.object_id]
-            args += [int(event.event_time) * 1000, _bounded_key(event.dedupe_key), event.payload, now]
-        new = {r["id"] for r in await tx.fetch(_INSERT.format(values=", ".join(marks)), *args)}
-        ids += [row_id if row_id in new else None for row_id in chunk_ids]
-    return ids
+            args += [int(event.event_time) * 1000, key, event.payload, now]
+        new |= {r["id"] for r in await tx.fetch(_INSERT.format(values=", ".join(marks)), *args)}
+    return [row[0] if row[0] in new else None for row in prepared]
 
 
 def _row_id(received_ms: int, seq: int) -> str:

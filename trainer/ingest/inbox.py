@@ -270,24 +270,18 @@ async def mark_applied(tx: Transaction, row: InboxRow, result: dict[str, Any]) -
         raise LostClaim("the inbox row was reclaimed while it was being processed")
 
 
-async def finish(
-    tx: Transaction,
-    row: InboxRow,
-    state: Literal["done", "ignored"],
-    *,
-    result: dict[str, Any] | None = None,
-    note: str | None = None,
-) -> None:
-    """Close a claimed row inside the transaction that applied its results (both commit or neither)."""
+async def finish(tx: Transaction, row: InboxRow, state: Literal["done", "ignored"], *, note: str | None = None) -> None:
+    """Close a claimed row inside the transaction that completes its processing (both commit or neither).
+
+    `note` says why a row is ignored; a done row keeps the error of an earlier failed attempt, if any.
+    """
     changed = await tx.execute(
-        """UPDATE inbox SET state = $3, result = COALESCE($4, result), last_error = COALESCE($5, last_error),
-                            finished_at = $6,
+        """UPDATE inbox SET state = $3, last_error = COALESCE($4, last_error), finished_at = $5,
                             locked_at = NULL, locked_by = NULL
            WHERE id = $1 AND state = 'processing' AND locked_by = $2""",
         row.id,
         row.locked_by,
         state,
-        result,
         note,
         clock.now_ms(),
     )

@@ -119,7 +119,8 @@ async def _process_claimed(ctx: Context, row: InboxRow) -> str:
         raise PermanentFailure(f"no enabled plugin '{row.plugin}' processes events")
     account = await accounts.get(ctx.db, ctx.cipher, row.user_id, row.plugin)
     if account is None:
-        await _close(ctx, row, "ignored", note="the vendor account is not connected any more")
+        async with ctx.db.transaction() as tx:
+            await inbox.finish(tx, row, "ignored", note="the vendor account is not connected any more")
         return "ignored"
     results = await source.process(row.to_event(), account)
     await persist_tokens(ctx, account, results)
@@ -207,11 +208,6 @@ async def complete(ctx: Context, row: InboxRow, changes: Changes, recomputed: An
     async with ctx.db.transaction() as tx:
         await inbox.finish(tx, row, "done")
         await hooks.on_activity_processed(tx, event)
-
-
-async def _close(ctx: Context, row: InboxRow, state: str, *, note: str) -> None:
-    async with ctx.db.transaction() as tx:
-        await inbox.finish(tx, row, "ignored" if state == "ignored" else "done", note=note)
 
 
 async def _retry(ctx: Context, row: InboxRow, error: str, retry_after: float | None) -> str:

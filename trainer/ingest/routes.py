@@ -52,10 +52,10 @@ class Ingest:
 
 
 INGEST = web.AppKey("ingest", Ingest)
-_OK = b'{"ok": true}'
 WORKER_PLUGINS = web.AppKey("ingest_worker_plugins", PluginLoader)
 """How this server's embedded worker loads plugins (default: the installed ones); set before startup
 by programs that register plugins themselves, such as tests."""
+_OK = b'{"ok": true}'
 
 
 def setup_routes(app: web.Application) -> None:

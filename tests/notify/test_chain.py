@@ -7,6 +7,7 @@ right user's token, with the analysed numbers — and none during quiet hours.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from trainer.app import create_app
 from trainer.config import Settings
 from trainer.db import Database
 from trainer.ingest import hooks, inbox
+from trainer.ingest.consumer import AsyncConsumer
 from trainer.ingest.pipeline import Context, process_row
+from trainer.ingest.queue import IngestQueue
 from trainer.notify.runner import deliver_due
 from trainer.plugins import Account, Registry, TokenSet
 from trainer.services import SERVICES
@@ -207,3 +210,27 @@ async def test_a_bug_in_notifications_never_holds_an_activity_back(
     assert await chain.db.fetchval("SELECT count(*) FROM activities WHERE user_id = $1", alice) == 1
     assert await chain.db.fetchval("SELECT count(*) FROM notifications") == 0
     assert "notifications not written" in caplog.text
+
+
+async def test_a_running_consumer_pushes_after_processing_without_being_asked(chain: Chain, expo: FakeExpo):
+    """What `trainer serve` / `trainer worker` do: the consumer processes the event, then its delivery
+    loop (nudged by the finished task) sends the push — no explicit delivery call."""
+    await chain.user("alice@example.com", "1001", ALICE_TOKEN)
+    await chain.webhook("1001", 555, time.time() - 3600)
+    chain.context.plugins.plugins["expo"] = chain.notifiers.plugins["expo"]
+    queue = IngestQueue(chain.context.settings, name="notify-chain")
+    consumer = AsyncConsumer(queue, chain.context, concurrency=2)
+    running = asyncio.create_task(consumer.run())
+    try:
+        rows = await inbox.list_rows(chain.db, limit=10)
+        await asyncio.to_thread(queue.ring_now, [r.id for r in rows])
+        for _ in range(500):
+            if expo.send_requests:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a second, wrong push would arrive now
+    finally:
+        consumer.stop()
+        await running
+    assert [[m["to"] for m in request] for request in expo.send_requests] == [[ALICE_TOKEN]]
+    assert expo.send_requests[0][0]["title"] == "New Run Analyzed"

@@ -10,6 +10,7 @@ A consumer:
 - dequeues tasks (in a thread: Huey's storages block), at most `concurrency` running at once;
 - puts tasks that are not due yet into Huey's schedule, and every second moves due ones back;
 - sweeps the inbox when it starts and then every `ingest_stale_s` (trainer/ingest/sweeper.py);
+- delivers due notifications every minute and right after each task (trainer/notify/tasks.py);
 - on stop, takes no new task and gives running ones `shutdown_timeout_s` to finish; whatever is cut
   off stays claimed in the inbox and is handed on by the sweeper after `ingest_lease_s`.
 
@@ -32,6 +33,7 @@ from trainer.ingest import sweeper
 from trainer.ingest.pipeline import Context
 from trainer.ingest.queue import IngestQueue
 from trainer.ingest.runtime import PluginLoader, installed_plugins, open_context
+from trainer.notify.tasks import DeliveryLoop
 
 log = logging.getLogger("trainer.ingest")
 
@@ -50,6 +52,7 @@ class AsyncConsumer:
         self._hurry = False
         self._woken = asyncio.Event()
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self.delivery = DeliveryLoop(context)
 
     def stop(self, *, graceful: bool = True) -> None:
         """Stop taking tasks; unless `graceful`, also cancel the running ones (call on this loop)."""
@@ -69,6 +72,7 @@ class AsyncConsumer:
         timers = [
             asyncio.create_task(self._every(SCHEDULE_EVERY_S, self._release_due_retries)),
             asyncio.create_task(self._every(self.context.settings.ingest_stale_s, self._sweep)),
+            asyncio.create_task(self.delivery.run(self.stopping)),
         ]
         idle = POLL_MIN_S
         try:
@@ -110,6 +114,7 @@ class AsyncConsumer:
         try:
             job = task.execute()
             await job(self.context)
+            self.delivery.nudge()  # a processed event may have queued a notification: send it now
         except asyncio.CancelledError:
             raise
         except Exception:  # the pipeline handles its own failures; this is a bug, not an event's fault

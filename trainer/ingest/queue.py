@@ -34,6 +34,7 @@ from huey.storage import RedisStorage, SqliteStorage
 
 from trainer.config import Settings
 from trainer.ingest import pipeline
+from trainer.notify.tasks import NotifyTasks
 
 log = logging.getLogger("trainer.ingest")
 
@@ -93,6 +94,7 @@ class IngestQueue:
         self.settings = settings
         self.huey = make_huey(settings, name=name)
         self._process = self.huey.task(name=PROCESS_TASK)(_process)
+        self.notify = NotifyTasks(self.huey)  # so consumers can run `notify_deliver` tasks rung elsewhere
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 

@@ -17,6 +17,7 @@ class CoreHost(PluginHost):
         self._settings = settings
         self._secret = secret
         self._clients: dict[str, Any] = {}
+        self._limits: dict[str, Any] = {}
         self.db = db
 
     def http(self, plugin: Plugin) -> Any:
@@ -54,7 +55,10 @@ class CoreHost(PluginHost):
     def rate_limits(self, plugin: Plugin) -> RateLimits:
         from trainer.rate_windows import DatabaseRateLimits
 
-        return DatabaseRateLimits(self._database(), plugin.name)
+        limits = self._limits.get(plugin.name)
+        if limits is None:  # one per plugin: its leases are this process's share of the quota
+            limits = self._limits[plugin.name] = DatabaseRateLimits(self._database(), plugin.name)
+        return limits
 
     async def close(self) -> None:
         for client in self._clients.values():

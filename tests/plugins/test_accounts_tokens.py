@@ -113,3 +113,30 @@ async def test_rate_windows_are_shared_between_processes(db: Database) -> None:
     assert await two.acquire({"15min": resets + 900}) == 0.0
     row = await db.fetchrow("SELECT limit_count, usage FROM plugin_rate_windows WHERE plugin = 'strava'")
     assert (row["limit_count"], row["usage"]) == (10, 1)
+
+
+async def test_far_from_the_limit_a_process_spends_a_lease_without_touching_the_shared_row(db: Database) -> None:
+    limits = DatabaseRateLimits(db, "strava")
+    resets = clock.now_s() + 600
+    await limits.observe("15min", limit=1000, usage=100, resets_at=resets)
+    assert await limits.acquire({"15min": resets}) == 0.0
+    taken = await db.fetchval("SELECT usage FROM plugin_rate_windows WHERE name = '15min'")
+    assert taken == 120  # this request and a lease of 19 more, counted as used at once
+    for _ in range(19):
+        assert await limits.acquire({"15min": resets}) == 0.0
+    assert await db.fetchval("SELECT usage FROM plugin_rate_windows WHERE name = '15min'") == 120
+    assert await limits.acquire({"15min": resets}) == 0.0  # the lease is spent: a new one
+    assert await db.fetchval("SELECT usage FROM plugin_rate_windows WHERE name = '15min'") == 140
+
+
+async def test_near_the_limit_leases_shrink_to_single_requests_and_statements_drop_them(db: Database) -> None:
+    limits, other = DatabaseRateLimits(db, "strava"), DatabaseRateLimits(db, "strava")
+    resets = clock.now_s() + 600
+    await limits.observe("15min", limit=100, usage=10, resets_at=resets)
+    assert await limits.acquire({"15min": resets}) == 0.0  # a lease of a few requests
+    leased = await db.fetchval("SELECT usage FROM plugin_rate_windows WHERE name = '15min'")
+    assert 11 < leased <= 20
+    await other.observe("15min", limit=100, usage=95, resets_at=resets)  # the vendor says: nearly full
+    await limits.observe("15min", limit=100, usage=95, resets_at=resets)
+    assert await limits.acquire({"15min": resets}) == 0.0  # the lease was dropped: counted in the row
+    assert await db.fetchval("SELECT usage FROM plugin_rate_windows WHERE name = '15min'") == 96

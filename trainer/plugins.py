@@ -37,8 +37,9 @@ from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from trainer.errors import ConfigError
 
@@ -57,6 +58,41 @@ class PluginSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
+
+
+def http_url(value: str) -> str:
+    """Validator for vendor base URLs in plugin settings: http(s) with a host; no trailing slash.
+
+    URLs are settings so tests (and proxies) can point a plugin at a local stand-in of the vendor.
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+class OAuthClientSettings(PluginSettings):
+    """Settings of a plugin that is a vendor's OAuth client: enabled once credentials are given.
+
+    `enabled` defaults to whether `client_id` is set, so a server without the vendor's credentials
+    simply has no such integration; enabled without both credentials is a configuration error.
+    """
+
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _enabled_when_configured(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "enabled" not in data:
+            data = {**data, "enabled": bool(data.get("client_id"))}
+        return data
+
+    @model_validator(mode="after")
+    def _credentials(self) -> OAuthClientSettings:
+        if self.enabled and not (self.client_id and self.client_secret.get_secret_value()):
+            raise ValueError("client_id and client_secret are required when the plugin is enabled")
+        return self
 
 
 class RateLimits(ABC):

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+from pydantic import Field, SecretStr, field_validator
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-
-from trainer.plugins import PluginSettings
+from trainer.plugins import OAuthClientSettings, http_url
 
 
-def _check_base(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an http(s) URL")
-    return value.rstrip("/")
-
-
-class StravaSettings(PluginSettings):
+class StravaSettings(OAuthClientSettings):
     """Strava API application credentials (https://www.strava.com/settings/api) and tuning.
 
     `enabled` defaults to whether a client_id is set, so an unconfigured server simply has no
@@ -25,8 +15,6 @@ class StravaSettings(PluginSettings):
     for any other subscription are refused.
     """
 
-    client_id: str = ""
-    client_secret: SecretStr = SecretStr("")
     verify_token: SecretStr = SecretStr("")
     subscription_id: int | None = None
     api_base: str = "https://www.strava.com/api/v3"
@@ -40,17 +28,4 @@ class StravaSettings(PluginSettings):
     max_wait_s: float = Field(15.0, ge=0.0)
     """Wait this long at most for a quota window to reset; beyond it, retry later."""
 
-    _bases = field_validator("api_base", "oauth_base")(_check_base)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _enabled_when_configured(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "enabled" not in data:
-            data = {**data, "enabled": bool(data.get("client_id"))}
-        return data
-
-    @model_validator(mode="after")
-    def _credentials(self) -> StravaSettings:
-        if self.enabled and not (self.client_id and self.client_secret.get_secret_value()):
-            raise ValueError("client_id and client_secret are required when Strava is enabled")
-        return self
+    _bases = field_validator("api_base", "oauth_base")(http_url)

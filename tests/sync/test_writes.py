@@ -9,7 +9,7 @@ import pytest
 from tests.sync.conftest import changes, ids, raw, record
 from trainer.errors import NotFound
 from trainer.store.stamps import next_stamp
-from trainer.sync.writes import delete_server_row, upsert_server_row
+from trainer.sync.writes import delete_server_row, patch_server_rows, upsert_server_row
 
 
 async def test_a_server_write_reaches_every_device_including_the_last_editor(phone, tablet, db):
@@ -79,3 +79,35 @@ async def test_server_writes_are_checked_strictly(phone, intruder, db):
             await upsert_server_row(tx, phone.user_id, "training_plans", {"id": "theirs", "name": "mine now"})
     assert await db.fetchval("SELECT name FROM training_plans WHERE id = 'theirs'") == ""
     assert await db.fetchval("SELECT count(*) FROM activities") == 0
+
+
+async def test_bulk_patches_reach_every_device_and_skip_other_users_rows(phone, intruder, db):
+    t0 = (await phone.pull(None))["timestamp"]
+    async with db.transaction() as tx:
+        stamp = await next_stamp(tx, phone.user_id)
+        for i in range(3):
+            await upsert_server_row(
+                tx, phone.user_id, "activities", {"id": f"a{i}", "start_time": 1_700_000_000_000}, stamp=stamp
+            )
+        other = await next_stamp(tx, intruder.user_id)
+        await upsert_server_row(
+            tx, intruder.user_id, "activities", {"id": "theirs", "start_time": 1_700_000_000_000}, stamp=other
+        )
+    t1 = (await phone.pull(t0))["timestamp"]
+    async with db.transaction() as tx:
+        stamp = await next_stamp(tx, phone.user_id)
+        patches = [{"id": f"a{i}", "trimp": 10.0 * i, "training_load": 5.0 * i} for i in range(3)]
+        await patch_server_rows(
+            tx,
+            phone.user_id,
+            "activities",
+            [*patches, {"id": "theirs", "trimp": 1.0, "training_load": 1.0}],
+            stamp=stamp,
+        )
+    pulled = await phone.pull(t1)
+    assert sorted((r["id"], r["trimp"]) for r in pulled["changes"]["activities"]["updated"]) == [
+        ("a0", 0.0),
+        ("a1", 10.0),
+        ("a2", 20.0),
+    ]
+    assert (await db.fetchrow("SELECT trimp FROM activities WHERE id = 'theirs'"))["trimp"] is None

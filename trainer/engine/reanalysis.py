@@ -31,13 +31,13 @@ from trainer.profile import UserSettings
 from trainer.store import users
 from trainer.store.activities import get_streams
 from trainer.store.stamps import next_stamp
-from trainer.sync.writes import upsert_server_row
+from trainer.sync.writes import patch_server_rows
 
 __all__ = ["ReanalysisResult", "after_settings_change", "reanalyse_activities", "reanalyse_user", "what_changed"]
 
 DEFAULT_DAYS = 365
 DEFAULT_LIMIT = 1000
-_BATCH = 50  # activities patched per transaction: short write locks on SQLite
+_BATCH = 200  # activities patched per transaction (one statement each): short write locks on SQLite
 _CHANNELS = ("heart_rate", "speed_m_s", "power_w")
 _COLUMNS = "id, sport, start_time, duration_s, moving_time_s, avg_hr, rpe, training_load, trimp, hr_tss"
 
@@ -130,20 +130,45 @@ async def reanalyse_activities(db: Database, user_id: str, ids: Sequence[str]) -
     return await _patch_loads(db, user_id, settings, rows)
 
 
+async def _with_streams(db: Database, user_id: str, rows: list[Row]) -> set[str]:
+    """Which of these activities have stored streams (one query, not one per activity: app-entered
+    activities usually have none, and a bulk push must not pay a round trip for each)."""
+    ids = [str(r["id"]) for r in rows]
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        placeholders = ", ".join(f"${n + 2}" for n in range(len(chunk)))
+        found.update(
+            r["activity_id"]
+            for r in await db.fetch(
+                f"SELECT activity_id FROM activity_streams WHERE user_id = $1 AND activity_id IN ({placeholders})",
+                user_id,
+                *chunk,
+            )
+        )
+    return found
+
+
 async def _patch_loads(db: Database, user_id: str, settings: UserSettings, rows: list[Row]) -> list[dt.date]:
     zone = user_zone(settings)
     patches: list[tuple[Row, ActivityLoad]] = []
+    streamed = await _with_streams(db, user_id, rows)
     for row in rows:
-        streams = await get_streams(db, user_id, str(row["id"]), _CHANNELS)
+        streams = await get_streams(db, user_id, str(row["id"]), _CHANNELS) if str(row["id"]) in streamed else None
         load = load_for(settings, _imported(row, streams), rpe=row["rpe"])
         if load is not None and _differs(row, load):
             patches.append((row, load))
     for i in range(0, len(patches), _BATCH):
+        batch = [
+            {
+                "id": row["id"],
+                "trimp": load.trimp,
+                "hr_tss": load.hr_tss,
+                "training_load": load.load,
+                "analysis": load.to_dict(),
+            }
+            for row, load in patches[i : i + _BATCH]
+        ]
         async with db.transaction() as tx:
-            stamp = await next_stamp(tx, user_id)
-            for row, load in patches[i : i + _BATCH]:
-                values = {"trimp": load.trimp, "hr_tss": load.hr_tss, "training_load": load.load}
-                await upsert_server_row(
-                    tx, user_id, "activities", {"id": row["id"], **values, "analysis": load.to_dict()}, stamp=stamp
-                )
+            await patch_server_rows(tx, user_id, "activities", batch, stamp=await next_stamp(tx, user_id))
     return [local_day(int(r["start_time"]), zone) for r, _ in patches]

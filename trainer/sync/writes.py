@@ -60,6 +60,30 @@ async def upsert_server_row(
     return row_id
 
 
+async def patch_server_rows(
+    tx: Transaction, user_id: str, table: str, patches: list[dict[str, Any]], *, stamp: int
+) -> int:
+    """Patch many existing rows of the user at once with the same columns (e.g. recomputed loads);
+    returns how many rows changed. One statement for the batch: a bulk re-analysis must not pay
+    several round trips per row. Columns must not be references (use upsert_server_row for those);
+    ids the user does not own are not touched."""
+    if not patches:
+        return 0
+    spec = get_table(table)
+    checked = [(str(p["id"]), _checked(spec, p)) for p in patches]
+    names = list(checked[0][1])
+    if any(list(values) != names for _, values in checked) or any(spec.by_name[n].references for n in names):
+        raise ValueError("patch_server_rows needs the same non-reference columns in every patch")
+    assignments = ", ".join(f"{name} = ${i + 1}" for i, name in enumerate(names))
+    n = len(names)
+    sql = (
+        f"UPDATE {spec.name} SET {assignments}, updated_stamp = ${n + 1}, changed_by_device = NULL"
+        f" WHERE id = ${n + 2} AND user_id = ${n + 3}"
+    )
+    await tx.executemany(sql, [[*values.values(), stamp, row_id, user_id] for row_id, values in checked])
+    return len(checked)
+
+
 async def delete_server_row(
     tx: Transaction, user_id: str, table: str, row_id: str, *, stamp: int | None = None
 ) -> bool:

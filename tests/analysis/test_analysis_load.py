@@ -174,9 +174,7 @@ def test_srpe_load_when_no_hr() -> None:
     assert res.load_source == "srpe"
     assert res.trimp is None and res.hr_tss is None
     k = AnalysisSettings(srpe_scale=0.2)
-    assert analyze_activity(
-        None, None, Physiology(), rpe=7, duration_s=2700, settings=k
-    ).load == pytest.approx(63)
+    assert analyze_activity(None, None, Physiology(), rpe=7, duration_s=2700, settings=k).load == pytest.approx(63)
 
 
 def test_nothing_known_gives_zero_load() -> None:

@@ -132,9 +132,7 @@ def wo(kind: str, load: float = 80.0, minutes: float = 60.0) -> ScheduledWorkout
 
 
 def test_green_day_is_unchanged() -> None:
-    assert (
-        adapt_workout(wo("intervals"), DayState(readiness_band="green", hrv_status="within", tsb=-15)) is None
-    )
+    assert adapt_workout(wo("intervals"), DayState(readiness_band="green", hrv_status="within", tsb=-15)) is None
     assert adapt_workout(wo("intervals"), DayState()) is None
 
 
@@ -226,9 +224,7 @@ def test_missed_key_session_moves_within_the_week() -> None:
     new = apply_adjustments(p, adjs)
     assert new.on(wed).kind == "intervals" and new.on(tue).kind == "rest"  # type: ignore[union-attr]
     # easy sessions are not made up, nor are sessions outside the current week
-    assert (
-        reschedule_missed(p, [build.start + dt.timedelta(days=2)], build.start + dt.timedelta(days=3)) == []
-    )
+    assert reschedule_missed(p, [build.start + dt.timedelta(days=2)], build.start + dt.timedelta(days=3)) == []
     assert reschedule_missed(p, [tue], build.end + dt.timedelta(days=2)) == []
     assert reschedule_missed(p, [tue], RACE + dt.timedelta(days=3)) == []
 

@@ -39,9 +39,7 @@ D0 = dt.date(2024, 1, 1)
 any_float = st.floats(allow_nan=True, allow_infinity=True, width=64)
 hr_value = st.one_of(st.floats(30, 220), any_float)
 physiologies = st.builds(
-    lambda sex, rest, reserve, lt: Physiology(
-        sex, rest, rest + reserve, None if lt is None else rest + lt * reserve
-    ),
+    lambda sex, rest, reserve, lt: Physiology(sex, rest, rest + reserve, None if lt is None else rest + lt * reserve),
     st.sampled_from(list(Sex)),
     st.floats(35, 80),
     st.floats(60, 150),
@@ -70,9 +68,7 @@ def test_activity_results_are_finite_non_negative_and_json_ready(
     act: tuple[np.ndarray, np.ndarray, np.ndarray], phys: Physiology, rpe: float | None, zone_model: str
 ) -> None:
     t, hr, speed = act
-    res = analyze_activity(
-        t, hr, phys, speed=speed, rpe=rpe, settings=AnalysisSettings(zone_model=zone_model)
-    )
+    res = analyze_activity(t, hr, phys, speed=speed, rpe=rpe, settings=AnalysisSettings(zone_model=zone_model))
     json.dumps(res.to_dict(), allow_nan=False)
     assert res.load >= 0 and math.isfinite(res.load)
     for name in ("trimp", "trimp_avg", "edwards", "hr_tss", "hr_tss_if2", "srpe"):
@@ -98,9 +94,7 @@ def _approx(x: float) -> object:
     st.floats(0.5, 0.9),
     st.floats(1.5, 2.0),
 )
-def test_per_sample_trimp_is_at_least_average_hr_trimp(
-    hr: np.ndarray, data: st.DataObject, a: float, b: float
-) -> None:
+def test_per_sample_trimp_is_at_least_average_hr_trimp(hr: np.ndarray, data: st.DataObject, a: float, b: float) -> None:
     dt_s = data.draw(arrays(np.float64, hr.size, elements=st.floats(0.1, 30)))
     seconds = float(dt_s.sum())
     avg = float(np.dot(hr, dt_s) / seconds)

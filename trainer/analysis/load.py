@@ -136,9 +136,7 @@ def _replace_spikes(hr: FloatArray, spike_bpm: float) -> tuple[FloatArray, int]:
     return out, n
 
 
-def clean_hr(
-    time_s: npt.ArrayLike, hr: npt.ArrayLike, settings: AnalysisSettings = DEFAULT_SETTINGS
-) -> CleanHr:
+def clean_hr(time_s: npt.ArrayLike, hr: npt.ArrayLike, settings: AnalysisSettings = DEFAULT_SETTINGS) -> CleanHr:
     """Apply the documented HR cleaning rules (range filter, spike repair, gap cap)."""
     t = np.asarray(time_s, dtype=np.float64)
     h = np.asarray(hr, dtype=np.float64)
@@ -175,9 +173,7 @@ def hrr_fraction(hr: npt.ArrayLike, hr_rest: float, hr_max: float) -> FloatArray
     return np.maximum(x, 0.0, out=x)
 
 
-def trimp_samples(
-    hr: FloatArray, dt_s: FloatArray, hr_rest: float, hr_max: float, a: float, b: float
-) -> float:
+def trimp_samples(hr: FloatArray, dt_s: FloatArray, hr_rest: float, hr_max: float, a: float, b: float) -> float:
     """Banister TRIMP integrated per sample; higher than the average-HR form for variable
     sessions because the weighting is convex."""
     x = hrr_fraction(hr, hr_rest, hr_max)
@@ -187,9 +183,7 @@ def trimp_samples(
     return float(np.dot(dt_s, w)) * a / 60.0
 
 
-def trimp_average_hr(
-    avg_hr: float, minutes: float, hr_rest: float, hr_max: float, a: float, b: float
-) -> float:
+def trimp_average_hr(avg_hr: float, minutes: float, hr_rest: float, hr_max: float, a: float, b: float) -> float:
     """GoldenCheetah-style TRIMP from one average HR; kept for comparison with GC numbers."""
     x = max((avg_hr - hr_rest) / (hr_max - hr_rest), 0.0)
     return minutes * x * a * math.exp(b * x)
@@ -259,9 +253,7 @@ def session_rpe(rpe: float, minutes: float) -> float:
     return float(rpe) * float(minutes)
 
 
-def fit_srpe_scale(
-    hr_tss_values: npt.ArrayLike, srpe_values: npt.ArrayLike, *, min_sessions: int = 5
-) -> float | None:
+def fit_srpe_scale(hr_tss_values: npt.ArrayLike, srpe_values: npt.ArrayLike, *, min_sessions: int = 5) -> float | None:
     """Per-athlete k for load = k * sRPE: least squares through the origin on sessions that
     have both numbers.  None until there are enough sessions to trust it."""
     h = np.asarray(hr_tss_values, dtype=np.float64)

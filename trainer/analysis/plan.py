@@ -438,15 +438,11 @@ class Adjustment:
         return "; ".join(self.reasons)
 
 
-def retarget(
-    workout: ScheduledWorkout, kind: str, factor: float = 1.0, sport: str = "run"
-) -> ScheduledWorkout:
+def retarget(workout: ScheduledWorkout, kind: str, factor: float = 1.0, sport: str = "run") -> ScheduledWorkout:
     """Same slot, new kind: keep the duration (easy capped at 45 min) so the athlete still
     moves, recompute load from the new kind's intensity, then scale by `factor`."""
     if kind == "rest":
-        return replace(
-            workout, kind="rest", target_load=0.0, target_duration_min=0.0, description=_DETAIL["rest"]
-        )
+        return replace(workout, kind="rest", target_load=0.0, target_duration_min=0.0, description=_DETAIL["rest"])
     minutes = workout.target_duration_min
     if kind == "easy" and workout.kind != "easy":
         minutes = min(minutes, 45.0)
@@ -477,16 +473,12 @@ def _rules(kind: str, state: DayState, s: PlanSettings) -> list[tuple[str, float
             out.append(("rest", 1.0, f"Readiness red with HRV {where} your normal range{detail}: rest today"))
         else:
             limit = "endurance" if kind == "long" else "easy"
-            out.append(
-                (_cap(kind, limit), 1.0, f"HRV 7-day average {where} your normal range{detail}: go easy")
-            )
+            out.append((_cap(kind, limit), 1.0, f"HRV 7-day average {where} your normal range{detail}: go easy"))
     flags = [n for n, on in (("resting HR", state.rhr_flag), ("sleep", state.sleep_flag)) if on]
     if state.readiness_band in ("amber", "red") and not flags and state.hrv_status not in ("below", "above"):
         flags.append(f"readiness {state.readiness_band}")
     if flags:
-        out.append(
-            (DOWNGRADE[kind], 1.0, f"{' and '.join(flags).capitalize()} flag{detail}: one step easier")
-        )
+        out.append((DOWNGRADE[kind], 1.0, f"{' and '.join(flags).capitalize()} flag{detail}: one step easier"))
     if state.tsb is not None and state.tsb < s.tsb_floor:
         out.append(
             (
@@ -505,19 +497,13 @@ def _rules(kind: str, state: DayState, s: PlanSettings) -> list[tuple[str, float
 def _acwr_reason(state: DayState, s: PlanSettings) -> str | None:
     if state.acwr is not None and state.acwr > s.acwr_high:
         return f"Acute:chronic load ratio {state.acwr:.2f} is above {s.acwr_high:.1f}: reduced today's load"
-    if (
-        state.acwr is not None
-        and state.acwr_norm is not None
-        and state.acwr > state.acwr_norm + s.acwr_norm_margin
-    ):
+    if state.acwr is not None and state.acwr_norm is not None and state.acwr > state.acwr_norm + s.acwr_norm_margin:
         return (
             f"Acute:chronic load ratio {state.acwr:.2f} is well above your usual {state.acwr_norm:.2f}: "
             "reduced today's load"
         )
     if state.monotony is not None and state.monotony > s.monotony_high:
-        return (
-            f"Training monotony {state.monotony:.1f} is above {s.monotony_high:.1f}: lighter day for variety"
-        )
+        return f"Training monotony {state.monotony:.1f} is above {s.monotony_high:.1f}: lighter day for variety"
     return None
 
 
@@ -539,9 +525,7 @@ def adapt_workout(
     return Adjustment(workout.date, workout, after, tuple(r for _, _, r in fired))
 
 
-def adapt_day(
-    plan: Plan, day: dt.date, state: DayState, settings: PlanSettings = DEFAULT_PLAN
-) -> Adjustment | None:
+def adapt_day(plan: Plan, day: dt.date, state: DayState, settings: PlanSettings = DEFAULT_PLAN) -> Adjustment | None:
     """adapt_workout for the plan's session on `day` (None if no session or no change)."""
     workout = plan.on(day)
     if workout is None:
@@ -562,11 +546,7 @@ def reschedule_missed(plan: Plan, missed: Iterable[dt.date], today: dt.date) -> 
     schedule = dict(by_date)
     out: list[Adjustment] = []
     todo = sorted(
-        (
-            by_date[d]
-            for d in set(missed)
-            if d in by_date and week.start <= d < today and by_date[d].kind in _HARD
-        ),
+        (by_date[d] for d in set(missed) if d in by_date and week.start <= d < today and by_date[d].kind in _HARD),
         key=lambda w: (-INTENSITY[w.kind], w.date),
     )
     for w in todo:
@@ -579,12 +559,8 @@ def reschedule_missed(plan: Plan, missed: Iterable[dt.date], today: dt.date) -> 
         slot, next_to = found
         moved = replace(w, date=slot)
         note = f" (next to {next_to.kind} on {next_to.date:%A}: keep both controlled)" if next_to else ""
-        out.append(
-            Adjustment(w.date, w, schedule[w.date], (f"Missed {w.kind} on {w.date:%A}: moved to {slot:%A}",))
-        )
-        out.append(
-            Adjustment(slot, schedule[slot], moved, (f"Missed {w.kind} from {w.date:%A} moved here{note}",))
-        )
+        out.append(Adjustment(w.date, w, schedule[w.date], (f"Missed {w.kind} on {w.date:%A}: moved to {slot:%A}",)))
+        out.append(Adjustment(slot, schedule[slot], moved, (f"Missed {w.kind} from {w.date:%A} moved here{note}",)))
         schedule[slot] = moved
     return out
 
@@ -599,11 +575,7 @@ def _free_slot(
     while day <= last and day < race - one:
         w = schedule.get(day)
         if w is not None and w.kind in ("rest", "easy"):
-            hard = [
-                n
-                for n in (schedule.get(day - one), schedule.get(day + one))
-                if n is not None and n.kind in _HARD
-            ]
+            hard = [n for n in (schedule.get(day - one), schedule.get(day + one)) if n is not None and n.kind in _HARD]
             if not hard:
                 return day, None
             if len(hard) == 1 and fallback is None:

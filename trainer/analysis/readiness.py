@@ -192,9 +192,7 @@ def hrv_status(
     return classify_hrv(float(ln.mean()), int(ln.size), sd7, baseline_mean, baseline_sd, settings)
 
 
-def hrv_status_at(
-    series: HrvSeries, i: int, settings: ReadinessSettings = DEFAULT_READINESS
-) -> HrvStatus | None:
+def hrv_status_at(series: HrvSeries, i: int, settings: ReadinessSettings = DEFAULT_READINESS) -> HrvStatus | None:
     """None when the week has fewer than trend_min_days readings: a trend needs >= 3 days."""
     n7 = int(series.trend.count[i])
     if n7 < settings.trend_min_days:

@@ -93,9 +93,7 @@ def karvonen_target(fraction: float, hr_rest: float, hr_max: float) -> float:
     return hr_rest + fraction * (hr_max - hr_rest)
 
 
-def karvonen_zones(
-    hr_rest: float, hr_max: float, percents: tuple[float, ...] = KARVONEN_PERCENTS
-) -> ZoneTable:
+def karvonen_zones(hr_rest: float, hr_max: float, percents: tuple[float, ...] = KARVONEN_PERCENTS) -> ZoneTable:
     """Five %HRR zones; Z1 also collects time below 50 % so no valid sample is lost."""
     bpm = [karvonen_target(p, hr_rest, hr_max) for p in percents]
     zones = tuple(HrZone(f"Z{i + 1}", bpm[i], bpm[i + 1]) for i in range(len(bpm) - 1))

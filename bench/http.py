@@ -19,104 +19,22 @@ from pathlib import Path
 # shadow the standard library's `http`, which aiohttp imports. Drop that entry before importing.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for bench.harness
 
 import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import aiohttp
 
+from bench.harness import Result, bare_server, free_port, process, trainer_command, wait_until_up
+
 BENCH_PASSWORD = "bench password 0123456789"
 THIS_FILE = Path(__file__).resolve()
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-# -- the servers ----------------------------------------------------------------------------------
-
-
-def bare_server(port: int) -> None:
-    """The baseline: aiohttp with one handler and nothing else (no middleware, no logging)."""
-    from aiohttp import web
-
-    async def ok(request: web.Request) -> web.Response:
-        return web.Response(text="OK")
-
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def trainer_command() -> list[str]:
-    script = Path(sys.executable).parent / "trainer"
-    return [str(script)] if script.exists() else [sys.executable, "-c", "from trainer_cli.main import main; main()"]
-
-
-@contextmanager
-def process(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:]
-
-
-async def wait_until_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}:\n{tail(log)}")
-        try:
-            async with session.get(url) as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit(f"server at {url} did not come up:\n{tail(log)}")
 
 
 async def sign_up(session: aiohttp.ClientSession, trpc: str) -> str:
@@ -224,8 +142,8 @@ async def main_async(args: argparse.Namespace) -> int:
             trainer_env["TRAINER_DATABASE_URL"] = args.database_url
         bare_cmd = [sys.executable, str(THIS_FILE), "--bare-server", str(bare_port)]
         with (
-            process(bare_cmd, env, root, root / "bare.log") as bare_proc,
-            process([*trainer_command(), "serve"], trainer_env, root, root / "trainer.log") as trainer_proc,
+            process(bare_cmd, env, root / "bare.log", cwd=root) as bare_proc,
+            process(trainer_command("serve"), trainer_env, root / "trainer.log", cwd=root) as trainer_proc,
         ):
             base = f"http://127.0.0.1:{trainer_port}"
             async with aiohttp.ClientSession() as session:

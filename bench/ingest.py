@@ -33,101 +33,20 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import ExitStack, contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
 import aiohttp  # noqa: E402
+
+from bench.harness import Result, bare_server, free_port, process, tail, trainer_command, wait_until_up  # noqa: E402
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 PATH_TOKEN = "Bench-Path-Token_0123456789abcdef"
 SUBSCRIPTION_ID = 120475
 ATHLETES = 50
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
-
-
-# -- processes --------------------------------------------------------------------------------------
-
-
-def bare_server(port: int) -> None:
-    """The baseline: aiohttp, one handler that reads the body and answers 200, nothing else."""
-    from aiohttp import web
-
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/ok", ok)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def trainer_command(*args: str) -> list[str]:
-    script = Path(sys.executable).parent / "trainer"
-    base = [str(script)] if script.exists() else [sys.executable, "-c", "from trainer_cli.main import main; main()"]
-    return [*base, *args]
-
-
-def tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
-
-
-@contextmanager
-def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("a") as out:
-        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-async def wait_until_up(session: aiohttp.ClientSession, url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}:\n{tail(log)}")
-        try:
-            async with session.get(url) as resp:
-                if resp.status in (200, 404, 405):
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit(f"{url} did not come up:\n{tail(log)}")
 
 
 # -- the deployment under test ----------------------------------------------------------------------

@@ -59,9 +59,7 @@ async def rung(client: TestClient, expected: int) -> int:
 
 async def test_valid_event_is_recorded_rung_and_acknowledged(app_client: TestClient, db: Database) -> None:
     user_id = await connect(db, "a@example.com", "134815")
-    started = time.perf_counter()
     resp = await app_client.post(BASE, json=strava_event())
-    elapsed = time.perf_counter() - started
     assert resp.status == 200
     assert await resp.json() == {"ok": True}
     [row] = await rows(db)
@@ -74,8 +72,7 @@ async def test_valid_event_is_recorded_rung_and_acknowledged(app_client: TestCli
     )
     assert row.event_time == 1716126040 * 1000
     assert row.payload == {"aspect_type": "create"}
-    assert await rung(app_client, 1) == 1
-    assert elapsed < 1.0  # generous for a shared CI box; bench/ingest.py measures the real latency
+    assert await rung(app_client, 1) == 1  # answered before processing (still pending); speed: bench/ingest.py
 
 
 async def test_replay_is_acknowledged_but_recorded_once(app_client: TestClient, db: Database) -> None:

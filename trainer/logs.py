@@ -12,7 +12,7 @@ import logging
 import sys
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-QUIET_LOGGERS = ("aiosqlite", "asyncpg")
+QUIET_LOGGERS = ("asyncpg",)
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "request_id"}
 

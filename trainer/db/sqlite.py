@@ -2,7 +2,9 @@
 
 WAL mode lets readers run beside the writer; every write goes through one connection behind an
 asyncio lock, and BEGIN IMMEDIATE plus busy_timeout serialize writers of other processes
-(`trainer worker` beside `trainer serve`).
+(`trainer worker` beside `trainer serve`). Each connection lives on a thread of its own
+(trainer/db/sqlite_thread.py) and every statement is one trip to it: the statement runs, its rows
+are fetched and named there, and a transaction's BEGIN travels with its first statement.
 """
 
 from __future__ import annotations
@@ -12,15 +14,14 @@ import contextvars
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from trainer.db.base import Database, Row, Transaction
+from trainer.db.sqlite_thread import ThreadConnection
 from trainer.errors import Unavailable
 
 # Declared column types "JSON" and "BOOLEAN" come back as Python values (PARSE_DECLTYPES).
@@ -55,58 +56,136 @@ def path_from_url(url: str) -> str:
     return path
 
 
-async def _run(conn: aiosqlite.Connection, sql: str) -> None:
+# -- work that runs on a connection's thread ----------------------------------------------------
+
+
+def _control(conn: sqlite3.Connection, sql: str) -> None:
     """Run a control statement to completion and finalize it (a half-stepped PRAGMA keeps locks)."""
-    async with conn.execute(sql) as cur:
-        await cur.fetchall()
+    conn.execute(sql).close()
 
 
-class _Conn:
-    """Statement helpers shared by the writer transaction and the readers."""
+def _rows(cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> list[Row]:
+    if not rows:
+        return []
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        async with self.conn.execute(to_sqlite(sql), _params(args)) as cur:
-            rows = await cur.fetchall()
-            if not rows:
-                return []
-            names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+def _fetch(sql: str, args: Sequence[Any], conn: sqlite3.Connection) -> list[Row]:
+    cur = conn.execute(to_sqlite(sql), _params(args))
+    try:
+        return _rows(cur, cur.fetchall())
+    finally:
+        cur.close()
 
-    async def execute(self, sql: str, *args: Any) -> int:
-        async with self.conn.execute(to_sqlite(sql), _params(args)) as cur:
-            return cur.rowcount
 
-    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        await self.conn.executemany(to_sqlite(sql), [_params(a) for a in args])
+def _execute(sql: str, args: Sequence[Any], conn: sqlite3.Connection) -> int:
+    cur = conn.execute(to_sqlite(sql), _params(args))
+    try:
+        return cur.rowcount
+    finally:
+        cur.close()
+
+
+def _executemany(sql: str, args: Iterable[Sequence[Any]], conn: sqlite3.Connection) -> None:
+    conn.executemany(to_sqlite(sql), [_params(a) for a in args]).close()
+
+
+def _open_cursor(sql: str, args: Sequence[Any], conn: sqlite3.Connection) -> tuple[sqlite3.Cursor, list[str]]:
+    cur = conn.execute(to_sqlite(sql), _params(args))
+    return cur, [d[0] for d in cur.description or ()]
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        _control(conn, "ROLLBACK")
+
+
+def _begun(begin: str, work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    _control(conn, begin)
+    return work(conn)
+
+
+def _autocommit(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    """A write on its own: BEGIN IMMEDIATE, the statement, COMMIT, in one trip."""
+    _control(conn, "BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+        _control(conn, "COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return result
+
+
+def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            path, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        try:
+            for pragma in (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys = ON"):
+                _control(conn, pragma)
+            _control(conn, "PRAGMA synchronous = NORMAL")
+            if wal:
+                conn.execute("PRAGMA journal_mode = WAL").fetchall()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect
+
+
+# -- the async side ------------------------------------------------------------------------------
 
 
 class SQLiteTransaction(Transaction):
+    """Statements of one transaction; its BEGIN is sent with the first of them."""
+
     dialect = "sqlite"
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._c = _Conn(conn)
+    def __init__(self, conn: ThreadConnection, begin: str) -> None:
+        self._conn = conn
+        self._begin: str | None = begin
+
+    @property
+    def begun(self) -> bool:
+        return self._begin is None
+
+    async def _call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            return await self._conn.call(partial(_begun, begin, work))
+        return await self._conn.call(work)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._c.fetch(sql, *args)
+        return await self._call(partial(_fetch, sql, args))
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._c.execute(sql, *args)
+        return await self._call(partial(_execute, sql, args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        await self._c.executemany(sql, args)
+        await self._call(partial(_executemany, sql, list(args)))
 
     async def lock(self, key: str) -> None:
         """Nothing to do: the transaction already holds SQLite's only write lock."""
 
     async def cursor(self, sql: str, *args: Any, batch: int = 500) -> AsyncIterator[Row]:
-        async with self._c.conn.execute(to_sqlite(sql), _params(args)) as cur:
-            names = [d[0] for d in cur.description]
-            while rows := await cur.fetchmany(batch):
+        cur, names = await self._call(partial(_open_cursor, sql, args))
+        try:
+            while rows := await self._conn.call(lambda _conn: cur.fetchmany(batch)):
                 for row in rows:
                     yield dict(zip(names, row, strict=True))
+        finally:
+            await self._conn.call(lambda _conn: cur.close())
+
+    async def end(self, *, commit: bool) -> None:
+        """COMMIT (or ROLLBACK) what was begun; nothing was begun when no statement ran."""
+        if self._begin is not None:
+            self._begin = ""  # closed: a statement after the end would run outside the transaction
+            return
+        await self._conn.call(partial(_control, sql="COMMIT") if commit else _rollback)
 
 
 class SQLiteDatabase(Database):
@@ -115,31 +194,25 @@ class SQLiteDatabase(Database):
     def __init__(self, url: str, *, readers: int = 4) -> None:
         self.url = url
         self.path = path_from_url(url)
-        self._readers_wanted = 1 if self.path == ":memory:" else readers
-        self._writer: aiosqlite.Connection | None = None
+        self._readers_wanted = 0 if self.path == ":memory:" else readers
+        self._writer: ThreadConnection | None = None
         self._write_lock = asyncio.Lock()
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._readers: asyncio.Queue[ThreadConnection] = asyncio.Queue()
+        self._all_readers: list[ThreadConnection] = []
         self._in_transaction = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(
-            self.path, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES, timeout=BUSY_TIMEOUT_MS / 1000
-        )
-        await _run(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await _run(conn, "PRAGMA foreign_keys = ON")
-        await _run(conn, "PRAGMA synchronous = NORMAL")
+    async def _open_connection(self, name: str, *, wal: bool) -> ThreadConnection:
+        conn = ThreadConnection(_connect(self.path, wal=wal), name=f"trainer-sqlite-{name}")
+        await conn.open()
         return conn
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await self._connect()
-            if self.path != ":memory:":
-                await _run(self._writer, "PRAGMA journal_mode = WAL")
-            for _ in range(self._readers_wanted if self.path != ":memory:" else 0):
-                reader = await self._connect()
+            self._writer = await self._open_connection("writer", wal=self.path != ":memory:")
+            for n in range(self._readers_wanted):
+                reader = await self._open_connection(f"reader{n}", wal=False)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
         except sqlite3.Error as exc:
@@ -156,13 +229,13 @@ class SQLiteDatabase(Database):
             self._writer = None
 
     @property
-    def writer(self) -> aiosqlite.Connection:
+    def writer(self) -> ThreadConnection:
         if self._writer is None:
             raise Unavailable("database is not open")
         return self._writer
 
     @asynccontextmanager
-    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reader(self) -> AsyncIterator[ThreadConnection]:
         if not self._all_readers:  # :memory: has a single connection
             async with self._write_lock:
                 yield self.writer
@@ -175,34 +248,37 @@ class SQLiteDatabase(Database):
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if _is_write(sql):
-            async with self.transaction() as tx:
-                return await tx.fetch(sql, *args)
+            return await self._write_alone(partial(_fetch, sql, args))
         async with self._reader() as conn:
-            return await _Conn(conn).fetch(sql, *args)
+            return await conn.call(partial(_fetch, sql, args))
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, *args)
+        return await self._write_alone(partial(_execute, sql, args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        async with self.transaction() as tx:
-            await tx.executemany(sql, args)
+        await self._write_alone(partial(_executemany, sql, list(args)))
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _write_alone(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        self._refuse_nested()
+        async with self._write_lock:
+            return await self.writer.call(partial(_autocommit, work))
+
+    def _refuse_nested(self) -> None:
         if self._in_transaction.get():
             # The writer lock is not re-entrant: waiting for it here would hang forever.
             raise RuntimeError("write through the database inside its own open transaction: use the `tx` you hold")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        self._refuse_nested()
         async with self._write_lock:
-            conn = self.writer
-            await _run(conn, "BEGIN IMMEDIATE")
+            tx = SQLiteTransaction(self.writer, "BEGIN IMMEDIATE")
             token = self._in_transaction.set(True)
             try:
-                yield SQLiteTransaction(conn)
-                await _run(conn, "COMMIT")
+                yield tx
+                await tx.end(commit=True)
             except BaseException:
-                if conn.in_transaction:
-                    await _run(conn, "ROLLBACK")
+                await self.writer.call(_rollback)
                 raise
             finally:
                 self._in_transaction.reset(token)
@@ -210,11 +286,11 @@ class SQLiteDatabase(Database):
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Transaction]:
         async with self._reader() as conn:
-            await _run(conn, "BEGIN")
+            tx = SQLiteTransaction(conn, "BEGIN")
             try:
-                yield SQLiteTransaction(conn)
+                yield tx
             finally:
-                await _run(conn, "ROLLBACK")
+                await tx.end(commit=False)
 
     async def server_version(self) -> str:
         return f"SQLite {sqlite3.sqlite_version}"

@@ -23,7 +23,8 @@ def ev(object_id: str, external: str = "ext-1", key: str | None = None) -> NewEv
 
 
 class CountingDatabase:
-    """The test's database, counting the write transactions opened through it."""
+    """The test's database, counting the commits made through it: transactions opened, and
+    statements run on the database itself (each commits on its own)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -32,6 +33,14 @@ class CountingDatabase:
     def transaction(self) -> Any:
         self.transactions += 1
         return self._db.transaction()
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        self.transactions += 1
+        return await self._db.fetch(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        self.transactions += 1
+        return await self._db.execute(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)

@@ -123,42 +123,67 @@ _INSERT = """INSERT INTO inbox (id, plugin, kind, user_id, external_user_id, obj
              ON CONFLICT (plugin, kind, user_id, dedupe_key) DO NOTHING
              RETURNING id"""
 _PER_ROW = 10
-_ROWS_PER_STATEMENT = 200
+ROWS_PER_STATEMENT = 200
 
 
-async def insert_many(tx: Transaction, rows: Sequence[tuple[str, str, NewEvent]]) -> list[str | None]:
+async def insert_many(q: Queries, rows: Sequence[tuple[str, str, NewEvent]]) -> list[str | None]:
     """Insert (plugin, user_id, event) rows with multi-row statements; for each, its new id, or None
     for a replay (its dedupe key is already recorded, or earlier in `rows`).
+
+    `q` is a transaction, or the database itself when the rows fit in one statement
+    (ROWS_PER_STATEMENT): one statement is atomic on its own, and then costs a single trip to the
+    database (on SQLite its BEGIN, INSERT and COMMIT travel together).
 
     Ids follow the order of `rows` (arrival order); the rows are written in the order of the unique
     key, the one lock order for every writer: two servers inserting overlapping keys at once (a
     replay sent to the other server) would otherwise deadlock on PostgreSQL's unique index.
     """
+    if len(rows) > ROWS_PER_STATEMENT and not isinstance(q, Transaction):
+        raise ValueError(f"more than {ROWS_PER_STATEMENT} inbox rows need a transaction")
     now = clock.now_ms()
     prepared = []
-    for seq, (plugin, user_id, event) in enumerate(rows):
+    for plugin, user_id, event in rows:
         check_event(event)
-        prepared.append((_row_id(now, seq), plugin, user_id, event, _bounded_key(event.dedupe_key)))
+        prepared.append((_row_ids.take(now), plugin, user_id, event, _bounded_key(event.dedupe_key)))
     ordered = sorted(prepared, key=lambda r: (r[1], r[3].kind, r[2], r[4]))
     new: set[str] = set()
-    for first in range(0, len(ordered), _ROWS_PER_STATEMENT):
+    for first in range(0, len(ordered), ROWS_PER_STATEMENT):
         args: list[Any] = []
         marks: list[str] = []
-        for row_id, plugin, user_id, event, key in ordered[first : first + _ROWS_PER_STATEMENT]:
+        for row_id, plugin, user_id, event, key in ordered[first : first + ROWS_PER_STATEMENT]:
             base = len(args)
             marks.append("(" + ", ".join(f"${base + i}" for i in (*range(1, _PER_ROW + 1), _PER_ROW)) + ")")
             args += [row_id, plugin, event.kind, user_id, event.external_user_id, event.object_id]
             args += [int(event.event_time) * 1000, key, event.payload, now]
-        new |= {r["id"] for r in await tx.fetch(_INSERT.format(values=", ".join(marks)), *args)}
+        new |= {r["id"] for r in await q.fetch(_INSERT.format(values=", ".join(marks)), *args)}
     return [row[0] if row[0] in new else None for row in prepared]
 
 
-def _row_id(received_ms: int, seq: int) -> str:
-    """A UUIDv7-style id: time first, then the position in its batch, then randomness, so ordering
-    by (received_at, id) is arrival order (the claim's oldest-first rule breaks ties by id)."""
-    rand = random.getrandbits(62)  # uniqueness, not secrecy: ids are not credentials
-    value = (received_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (seq & 0xFFF) << 64 | 0b10 << 62 | rand
-    return str(uuid.UUID(int=value))
+class _RowIds:
+    """UUIDv7-style ids that increase strictly within this process: time first, then a sequence
+    number, then randomness, so ordering by (received_at, id) is arrival order (the claim's
+    oldest-first rule breaks ties by id) - also between batches committed in the same millisecond.
+    More than 4096 ids in one millisecond borrow the next millisecond's time part."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._seq = -1
+
+    def take(self, received_ms: int) -> str:
+        with self._lock:
+            if received_ms > self._ms:
+                self._ms, self._seq = received_ms, 0
+            elif self._seq < 0xFFF:
+                self._seq += 1
+            else:
+                self._ms, self._seq = self._ms + 1, 0
+            ms, seq = self._ms, self._seq
+        rand = random.getrandbits(62)  # uniqueness, not secrecy: ids are not credentials
+        return str(uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand))
+
+
+_row_ids = _RowIds()
 
 
 def check_event(event: NewEvent) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 from trainer.config import Settings
 from trainer.ingest import sweeper
 from trainer.ingest.pipeline import Context
-from trainer.ingest.queue import IngestQueue
+from trainer.ingest.queue import IngestQueue, Job
 from trainer.ingest.runtime import PluginLoader, installed_plugins, open_context
 from trainer.notify.tasks import DeliveryLoop
 
@@ -93,9 +93,12 @@ class AsyncConsumer:
                     await asyncio.to_thread(self.huey.add_schedule, task)
                     slots.release()
                     continue
-                running = asyncio.create_task(self._execute(task))
-                self._in_flight.add(running)
-                running.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
+                for n, job in enumerate(self._jobs(task)):
+                    if n:  # a task of several rows: one slot per row, as if rung one by one
+                        await slots.acquire()
+                    running = asyncio.create_task(self._execute(task, job))
+                    self._in_flight.add(running)
+                    running.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
         finally:
             for timer in timers:
                 timer.cancel()
@@ -109,10 +112,24 @@ class AsyncConsumer:
             await self._pause(1.0)
             return None
 
-    async def _execute(self, task: Any) -> None:
+    @staticmethod
+    def _jobs(task: Any) -> list[Job]:
+        """What a task asks to run: one job, or a job per inbox row it carries; a task that fails
+        to say is run as a job that fails, so it is logged like any other failure."""
+        try:
+            made = task.execute()
+        except Exception as exc:
+            error = exc
+
+            async def failed(_ctx: Context) -> None:
+                raise error
+
+            return [failed]
+        return list(made) if isinstance(made, list) else [made]
+
+    async def _execute(self, task: Any, job: Job) -> None:
         log.info("Executing %s", task)  # as Huey's own consumer logs it
         try:
-            job = task.execute()
             await job(self.context)
             self.delivery.nudge()  # a processed event may have queued a notification: send it now
         except asyncio.CancelledError:

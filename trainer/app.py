@@ -27,7 +27,7 @@ TRPC_PREFIX = "/trpc"
 
 def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
     """A ready-to-run application. Pass `db` to share an open database (tests); it is then not closed here."""
-    middlewares = [http.request_ids, http.errors_as_json]
+    middlewares = [http.edge]
     if settings.cors_origins:
         middlewares.insert(0, http.cors(settings.cors_origins))
     app = web.Application(

@@ -6,10 +6,11 @@ codes and statuses as the tRPC envelope (one mapping, in rpc/errors.py).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -37,15 +38,32 @@ def json_error(status: int, code: str, message: str, **extra: object) -> web.Res
     return web.json_response(body, status=status, dumps=json.dumps)
 
 
+def _request_ids() -> Callable[[], str]:
+    """Request ids unique across processes and restarts without a random draw per request: a
+    random prefix per process, then a counter (16 hex characters in all)."""
+    prefix = secrets.token_hex(4)
+    counter = itertools.count()
+    return lambda: f"{prefix}{next(counter) & 0xFFFFFFFF:08x}"
+
+
+new_request_id = _request_ids()
+
+
 @web.middleware
-async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Tag the request (and every log line it causes) with an id; a caller's valid id is kept."""
-    incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex[:16]
+async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place a request enters and an answer leaves, outside tRPC's own envelope:
+
+    - tag the request (and every log line it causes) with an id; a caller's valid id is kept;
+    - every failure becomes a JSON error; internals are logged, never sent.
+
+    One middleware, not two: each layer costs every request a coroutine and a call.
+    """
+    incoming = request.headers.get("X-Request-ID")
+    rid = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else new_request_id()
     token = request_id.set(rid)
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:
+        response = await _as_json(request, handler)
+    except web.HTTPException as exc:  # a redirect: not an error
         exc.headers["X-Request-ID"] = rid
         raise
     finally:
@@ -54,9 +72,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-@web.middleware
-async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure outside tRPC becomes a JSON error; internals are logged, never sent."""
+async def _as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except TrainerError as exc:

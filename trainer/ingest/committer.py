@@ -10,6 +10,11 @@ commits at once; under load, a request waits at most for the commit in progress 
 cycle time is the throughput: under load, every trip saved is a bigger share of requests answered.
 Then it rings the queue once for the whole batch, in the background: the answer never waits for
 the doorbell.
+
+On PostgreSQL, where commits run in parallel and share their WAL flushes, a few batches are
+written at once (`Database.concurrent_writes`, at most MAX_WRITERS): a request arriving while one
+batch waits for its flush starts the next instead of waiting a whole cycle. SQLite has one writer,
+so there one batch is written at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from trainer.plugins import NewEvent
 
 log = logging.getLogger("trainer.ingest")
 
+MAX_WRITERS = 4
+
 
 @dataclass
 class _Waiting:
@@ -38,7 +45,8 @@ class GroupCommitter:
         self.db = db
         self.doorbell = doorbell
         self._waiting: list[_Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._max_writers = max(1, min(MAX_WRITERS, db.concurrent_writes))
         self._rings: set[asyncio.Task[None]] = set()
         self.ring_failures = 0
 
@@ -52,9 +60,11 @@ class GroupCommitter:
             inbox.check_event(event)
         done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(plugin, events, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        return await asyncio.shield(done)
+        if len(self._writers) < self._max_writers:
+            writer = asyncio.create_task(self._write())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        return await done  # a cancelled request cancels only its own future; its batch still commits
 
     async def _write(self) -> None:
         while self._waiting:
@@ -111,6 +121,6 @@ class GroupCommitter:
 
     async def close(self) -> None:
         """Finish the commit in progress and the rings already started."""
-        pending = [t for t in (self._writer, *self._rings) if t is not None and not t.done()]
+        pending = [t for t in (*self._writers, *self._rings) if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)

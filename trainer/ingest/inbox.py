@@ -23,6 +23,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from trainer import clock
@@ -117,13 +118,29 @@ async def insert_events(tx: Transaction, plugin: str, events: Sequence[tuple[str
     return [row_id for row_id in ids if row_id is not None]
 
 
-_INSERT = """INSERT INTO inbox (id, plugin, kind, user_id, external_user_id, object_id, event_time, dedupe_key,
-                               payload, received_at, next_attempt_at)
-             VALUES {values}
-             ON CONFLICT (plugin, kind, user_id, dedupe_key) DO NOTHING
-             RETURNING id"""
 _PER_ROW = 10
 ROWS_PER_STATEMENT = 200
+
+
+@lru_cache(maxsize=ROWS_PER_STATEMENT)
+def _insert_sql(rows: int) -> str:
+    """The multi-row INSERT for `rows` rows (one text per size: drivers cache it prepared).
+
+    No RETURNING: the common case, no replay among the rows, is told by the row count alone, and
+    on SQLite every returned row is one more step of the statement, each taking the GIL back.
+    """
+    marks = ", ".join(
+        "(" + ", ".join(f"${n * _PER_ROW + i}" for i in (*range(1, _PER_ROW + 1), _PER_ROW)) + ")" for n in range(rows)
+    )
+    return f"""INSERT INTO inbox (id, plugin, kind, user_id, external_user_id, object_id, event_time, dedupe_key,
+                                  payload, received_at, next_attempt_at)
+               VALUES {marks}
+               ON CONFLICT (plugin, kind, user_id, dedupe_key) DO NOTHING"""
+
+
+@lru_cache(maxsize=ROWS_PER_STATEMENT)
+def _existing_sql(rows: int) -> str:
+    return f"SELECT id FROM inbox WHERE id IN ({', '.join(f'${n}' for n in range(1, rows + 1))})"
 
 
 async def insert_many(q: Queries, rows: Sequence[tuple[str, str, NewEvent]]) -> list[str | None]:
@@ -132,7 +149,8 @@ async def insert_many(q: Queries, rows: Sequence[tuple[str, str, NewEvent]]) -> 
 
     `q` is a transaction, or the database itself when the rows fit in one statement
     (ROWS_PER_STATEMENT): one statement is atomic on its own, and then costs a single trip to the
-    database (on SQLite its BEGIN, INSERT and COMMIT travel together).
+    database (on SQLite its BEGIN, INSERT and COMMIT travel together). Only when some rows were
+    replays does a second statement ask which of the fresh ids were written.
 
     Ids follow the order of `rows` (arrival order); the rows are written in the order of the unique
     key, the one lock order for every writer: two servers inserting overlapping keys at once (a
@@ -148,14 +166,17 @@ async def insert_many(q: Queries, rows: Sequence[tuple[str, str, NewEvent]]) -> 
     ordered = sorted(prepared, key=lambda r: (r[1], r[3].kind, r[2], r[4]))
     new: set[str] = set()
     for first in range(0, len(ordered), ROWS_PER_STATEMENT):
+        chunk = ordered[first : first + ROWS_PER_STATEMENT]
         args: list[Any] = []
-        marks: list[str] = []
-        for row_id, plugin, user_id, event, key in ordered[first : first + ROWS_PER_STATEMENT]:
-            base = len(args)
-            marks.append("(" + ", ".join(f"${base + i}" for i in (*range(1, _PER_ROW + 1), _PER_ROW)) + ")")
+        for row_id, plugin, user_id, event, key in chunk:
             args += [row_id, plugin, event.kind, user_id, event.external_user_id, event.object_id]
             args += [int(event.event_time) * 1000, key, event.payload, now]
-        new |= {r["id"] for r in await q.fetch(_INSERT.format(values=", ".join(marks)), *args)}
+        ids = [row[0] for row in chunk]
+        inserted = await q.execute(_insert_sql(len(chunk)), *args)
+        if inserted == len(chunk):
+            new.update(ids)
+        elif inserted:  # some were replays: the ids are fresh, so the ones that exist are ours
+            new.update(r["id"] for r in await q.fetch(_existing_sql(len(ids)), *ids))
     return [row[0] if row[0] in new else None for row in prepared]
 
 

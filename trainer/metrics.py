@@ -42,6 +42,7 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SYNC_BUCKETS = (0, 1, 10, 50, 100, 500, 1000, 5000, 10000, 50000)
 TRPC_PREFIX = "/trpc/"
+MAX_CACHED_SERIES = 10_000
 
 
 class Metrics:
@@ -88,13 +89,21 @@ class Metrics:
             "trainer_notifications", "Notification outbox rows by status", ["status"], registry=r
         )
         self._tables: set[str] = set()
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     # -- counted in this process --------------------------------------------------------------
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        method = method if method in METHODS else "other"
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_latency.labels(method, route).observe(seconds)
+        """Count and time one request. The labelled series are looked up once per (method, route,
+        status) and kept: label resolution costs more than the increment, on every request."""
+        series = self._series.get((method, route, status))
+        if series is None:
+            known = method if method in METHODS else "other"
+            series = (self.http_requests.labels(known, route, str(status)), self.http_latency.labels(known, route))
+            if len(self._series) < MAX_CACHED_SERIES:  # routes are templates: bounded, but be safe
+                self._series[(method, route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_trpc(self, procedure: str, code: str) -> None:
         self.trpc_calls.labels(procedure, code).inc()

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import orjson
 
 from trainer import clock
 from trainer.plugins import Account, PermanentFailure, Plugin, PluginHost, RetryLater, TokenRevoked
@@ -39,6 +40,23 @@ def _pair(value: str | None) -> tuple[int, int] | None:
     except ValueError:
         return None
     return short, long
+
+
+async def _json(response: aiohttp.ClientResponse) -> Any:
+    """The decoded body (None when empty, like aiohttp's `json()`).
+
+    A 900-sample streams answer is ~100 kB of numbers: orjson decodes it several times faster than
+    the standard library, which was a tenth of a worker's CPU. What orjson refuses (NaN literals,
+    integers beyond 64 bits, another charset) is left to the standard decoder, so nothing Strava
+    could send is read differently.
+    """
+    body = await response.read()
+    if not body.strip():
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return await response.json(content_type=None)
 
 
 class StravaAPI:
@@ -116,7 +134,7 @@ class StravaAPI:
                         raise RetryLater(f"Strava answered {status}", retry_after=SERVER_ERROR_RETRY_S)
                     if status >= 400:
                         raise PermanentFailure(f"Strava answered {status} to GET {path}")
-                    return await response.json(content_type=None)
+                    return await _json(response)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise RetryLater(
                     f"Strava unreachable ({type(exc).__name__})", retry_after=SERVER_ERROR_RETRY_S

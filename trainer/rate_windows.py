@@ -15,6 +15,7 @@ it decides anything.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from trainer import clock
@@ -48,6 +49,9 @@ class DatabaseRateLimits(RateLimits):
         # for webhooks is not spent by a caller that keeps less free, nor the other way round.
         self._leases: dict[tuple[str, float], tuple[int, int]] = {}
         self._observed: dict[str, tuple[int, int]] = {}  # window -> (period resets_ms, written at ms)
+        # One lease taken at a time: the concurrent requests that all ran out at once wait for it and
+        # spend it, instead of each writing the shared rows for a lease of its own.
+        self._reserving = asyncio.Lock()
 
     async def _row(self, tx: Transaction, window: str) -> Row | None:
         return await tx.fetchrow(
@@ -66,20 +70,35 @@ class DatabaseRateLimits(RateLimits):
         seen = self._observed.get(window)
         if not near and seen is not None and seen[0] == resets_ms and now_ms - seen[1] < OBSERVE_EVERY_MS:
             return  # far from the limit, a statement a second is plenty: ours are counted meanwhile
-        async with self.db.transaction() as tx:
-            row = await self._row(tx, window)
-            if row is not None and row["resets_at"] == resets_ms:
-                usage = max(usage, int(row["usage"]))  # responses may arrive out of order
-            await tx.execute(_UPSERT, self.plugin, window, limit, usage, resets_ms, now_ms)
+        # Noted before the write: the responses that arrive while it runs are the same second's news.
         self._observed[window] = (resets_ms, now_ms)
+        try:
+            async with self.db.transaction() as tx:
+                row = await self._row(tx, window)
+                if row is not None and row["resets_at"] == resets_ms:
+                    usage = max(usage, int(row["usage"]))  # responses may arrive out of order
+                await tx.execute(_UPSERT, self.plugin, window, limit, usage, resets_ms, now_ms)
+        except BaseException:
+            if self._observed.get(window) == (resets_ms, now_ms):
+                del self._observed[window]  # not written: the next statement must be
+            raise
 
     async def acquire(self, windows: Mapping[str, float], *, reserve: float = 0.0) -> float:
         wanted = {(window, reserve): int(resets_at * 1000) for window, resets_at in windows.items()}
-        if all(self._has_lease(key, resets_ms) for key, resets_ms in wanted.items()):
-            for key, resets_ms in wanted.items():  # no await since the check: no other task interleaves
-                self._leases[key] = (resets_ms, self._leases[key][1] - 1)
+        if self._spend(wanted):
             return 0.0
-        return await self._reserve(wanted, reserve)
+        async with self._reserving:
+            if self._spend(wanted):  # a lease taken while this request waited
+                return 0.0
+            return await self._reserve(wanted, reserve)
+
+    def _spend(self, wanted: Mapping[tuple[str, float], int]) -> bool:
+        """Count one request against the leases held for every window, if all have one left."""
+        if not all(self._has_lease(key, resets_ms) for key, resets_ms in wanted.items()):
+            return False
+        for key, resets_ms in wanted.items():  # no await since the check: no other task interleaves
+            self._leases[key] = (resets_ms, self._leases[key][1] - 1)
+        return True
 
     def _has_lease(self, key: tuple[str, float], resets_ms: int) -> bool:
         lease = self._leases.get(key)

@@ -26,7 +26,7 @@ from trainer.profile import UserSettings
 from trainer.store import users
 from trainer.store.stamps import next_stamp
 
-__all__ = ["LOOKBACK_DAYS", "RecomputeResult", "bring_up_to_date", "compute_rows", "recompute_user"]
+__all__ = ["LOOKBACK_DAYS", "RecomputeResult", "bring_up_to_date", "compute_rows", "recompute_in", "recompute_user"]
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,22 @@ async def recompute_user(db: Database, user_id: str, from_day: dt.date | None = 
     user: concurrent calls for one user run one after the other, each seeing the other's result.
     Raises trainer.errors.NotFound for an unknown user.
     """
+    async with db.transaction() as tx:
+        return await recompute_in(tx, user_id, from_day)
+
+
+async def recompute_in(tx: Transaction, user_id: str, from_day: dt.date | None = None) -> RecomputeResult:
+    """`recompute_user` inside the caller's transaction, so what the caller writes with `tx` (the
+    ingest pipeline closes its inbox row) commits together with the new state, or neither does."""
     from trainer.engine.adaptation import adapt_after_recompute  # the plan layer builds on this module
 
     timings: dict[str, float] = {}
-    async with db.transaction() as tx:
-        await tx.lock("recompute:" + user_id)
-        settings = UserSettings.model_validate((await users.get(tx, user_id)).settings)
-        result = await _recompute_state(tx, user_id, settings, from_day, timings)
-        t0 = time.perf_counter()
-        plan_changes = await adapt_after_recompute(tx, user_id, settings, from_day=result.first_day)
-        timings["plan"] = time.perf_counter() - t0
+    await tx.lock("recompute:" + user_id)
+    settings = UserSettings.model_validate((await users.get(tx, user_id)).settings)
+    result = await _recompute_state(tx, user_id, settings, from_day, timings)
+    t0 = time.perf_counter()
+    plan_changes = await adapt_after_recompute(tx, user_id, settings, from_day=result.first_day)
+    timings["plan"] = time.perf_counter() - t0
     return replace(result, plan_changes=plan_changes, timings=timings)
 
 

@@ -141,6 +141,18 @@ def _quantize(values: np.ndarray, missing: np.ndarray, exponent: int) -> np.ndar
     return q.astype(np.int64)
 
 
+def _median_int(values: np.ndarray) -> int:
+    """`int(np.median(values))` for int64 values, without np.median's generic machinery."""
+    m = values.size
+    if not m:
+        return 0
+    k = m // 2
+    if m % 2:
+        return int(float(np.partition(values, k)[k]))
+    part = np.partition(values, (k - 1, k))
+    return int((float(part[k - 1]) + float(part[k])) / 2)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Residuals:
     """One candidate encoding of a channel's differences."""
@@ -153,17 +165,27 @@ class _Residuals:
 
     @classmethod
     def best_for(cls, differences: np.ndarray) -> _Residuals:
-        """Pick reference and width that minimize the raw (pre-zlib) size."""
-        reference = int(np.median(differences)) if differences.size else 0
+        """Pick reference and width that minimize the raw (pre-zlib) size.
+
+        Called twice per channel on every stored activity, so it counts misfits from the residuals'
+        range where it can (usually every residual fits the narrowest width) and builds the misfit
+        mask once, for the chosen width only.
+        """
+        reference = _median_int(differences)
         residuals = differences - reference
-        best = cls(3, reference, residuals, np.zeros(residuals.shape, dtype=bool), residuals.size * 8)
+        lo, hi = (int(residuals.min()), int(residuals.max())) if residuals.size else (0, 0)
+        best_width, best_size = 3, residuals.size * 8
         for width_log2, width in enumerate(_WIDTHS[:-1]):
             bound = (1 << (8 * width - 1)) - 1  # -(bound + 1) is the exception marker
-            misfit = (residuals < -bound) | (residuals > bound)
-            size = residuals.size * width + int(misfit.sum()) * _EXCEPTION_SIZE
-            if size < best.raw_size:
-                best = cls(width_log2, reference, residuals, misfit, size)
-        return best
+            misfits = 0 if -bound <= lo and hi <= bound else int(np.count_nonzero(np.abs(residuals) > bound))
+            size = residuals.size * width + misfits * _EXCEPTION_SIZE
+            if size < best_size:
+                best_width, best_size = width_log2, size
+        if best_width == 3:
+            misfit = np.zeros(residuals.shape, dtype=bool)
+        else:
+            misfit = np.abs(residuals) > (1 << (8 * _WIDTHS[best_width] - 1)) - 1
+        return cls(best_width, reference, residuals, misfit, best_size)
 
     def to_bytes(self, differences: np.ndarray) -> bytes:
         width = _WIDTHS[self.width_log2]

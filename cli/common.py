@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,10 +10,12 @@ from typing import Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
+from trainer import loops
 from trainer.config import Settings, load_settings
 from trainer.db import Database, create_database
 from trainer.db.migrate import ensure_current, migrate
 from trainer.errors import ConfigError, TrainerError
+from trainer.loops import LoopChoice
 
 T = TypeVar("T")
 console = Console()
@@ -41,10 +42,10 @@ def settings(**overrides: Any) -> Settings:
         fail(exc.message, 2)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run(coro: Coroutine[Any, Any, T], loop: LoopChoice = "auto") -> T:
     """Run a command's async body; trainer's errors become one line and exit code 1 (config: 2)."""
     try:
-        return asyncio.run(coro)
+        return loops.run(coro, loop)
     except ConfigError as exc:
         fail(exc.message, 2)
     except TrainerError as exc:

@@ -8,10 +8,10 @@ import typer
 from aiohttp import web
 from trainer_cli.common import console, fail, settings
 
-from trainer import logs
+from trainer import logs, loops
 from trainer.app import create_app
 from trainer.config import Settings, ensure_secret_key
-from trainer.errors import TrainerError
+from trainer.errors import ConfigError, TrainerError
 from trainer.ingest import routes as ingest_routes
 from trainer.ingest.accesslog import RedactingAccessLogger
 from trainer.ingest.queue import describe as describe_queue
@@ -36,6 +36,10 @@ def serve(
         ensure_secret_key(config)
     except TrainerError as exc:
         fail(exc.message, 2)
+    try:
+        loop = loops.loop_factory(config.event_loop)()
+    except ConfigError as exc:
+        fail(exc.message, 2)
     app = create_app(config)
     if not no_worker:
         ingest_routes.embed_worker(app, config.ingest_workers)
@@ -43,6 +47,7 @@ def serve(
     try:
         web.run_app(
             app,
+            loop=loop,
             host=config.host,
             port=config.port,
             shutdown_timeout=config.shutdown_timeout_s,

@@ -36,9 +36,9 @@ def worker(
     except TrainerError as exc:
         fail(exc.message, 2)
     count = workers or config.ingest_workers
-    run(_check_database(config))
+    run(_check_database(config), config.event_loop)
     console.print(f"trainer worker: {count} at a time from the {describe(config)}; Ctrl-C to stop", highlight=False)
-    run(run_worker(config, count))
+    run(run_worker(config, count), config.event_loop)
 
 
 async def _check_database(config: Settings) -> None:

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     trust_forwarded_for: bool = False
     shutdown_timeout_s: float = Field(30.0, ge=0)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     # -- database
     auto_migrate: bool = True

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from trainer import loops
 from trainer.config import Settings
 from trainer.ingest import sweeper
 from trainer.ingest.pipeline import Context
@@ -224,14 +225,15 @@ class EmbeddedWorker:
             self._ready.set()
 
         try:
-            asyncio.run(
+            loops.run(
                 consume(
                     self.queue.settings,
                     self.queue,
                     concurrency=self.concurrency,
                     plugins=self.plugins,
                     started=started,
-                )
+                ),
+                self.queue.settings.event_loop,
             )
         except BaseException as exc:
             self._error = exc

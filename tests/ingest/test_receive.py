@@ -104,6 +104,15 @@ async def test_events_route_to_their_users_and_new_connections_are_seen_at_once(
     assert (await Receiver(db, GroupCommitter(db, None)).receive(NAME, [ev("o-5", "ext-9")])).unknown_users == 1
 
 
+async def test_a_request_right_after_a_commit_starts_its_own(db: Database) -> None:
+    """The writer leaves when nobody waits; a request arriving just after must not wait for it."""
+    user_id = await connect(db, "a@example.com", "ext-1")
+    committer = GroupCommitter(db, None)
+    async with asyncio.timeout(10):  # not wait_for: its extra task would give the writer time to leave
+        for i in range(20):
+            assert len(await committer.record(NAME, [(user_id, ev(f"o-{i}"))])) == 1
+
+
 @pytest.mark.parametrize("count", [1, 450])
 async def test_batches_of_any_size_are_one_commit(db: Database, count: int) -> None:
     user_id = await connect(db, "a@example.com", "ext-1")

@@ -61,12 +61,19 @@ class GroupCommitter:
         done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(plugin, events, done))
         if len(self._writers) < self._max_writers:
-            writer = asyncio.create_task(self._write())
-            self._writers.add(writer)
-            writer.add_done_callback(self._writers.discard)
+            self._writers.add(asyncio.create_task(self._write()))
         return await done  # a cancelled request cancels only its own future; its batch still commits
 
     async def _write(self) -> None:
+        try:
+            await self._write_while_waiting()
+        finally:
+            # In the same step as the last look at the waiting list: a request arriving from now on
+            # sees one writer fewer and starts its own (a done-callback would run a step later and
+            # leave that request waiting for a writer that has already left).
+            self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _write_while_waiting(self) -> None:
         while self._waiting:
             batch = self._take()
             rows = [(w.plugin, user_id, event) for w in batch for user_id, event in w.events]

@@ -246,50 +246,38 @@ async def claim(db: Database, row_id: str, token: str, *, slack_ms: int = 1000) 
     """
     now = clock.now_ms()
     # Look first without the write lock: most rows that are not claimable (claimed elsewhere, account
-    # busy, a duplicate ring) are turned away by a read; then check again under the lock.
-    if await _claimable(db, row_id, now, slack_ms) is None:
+    # busy, a duplicate ring) are turned away by a read; then claim with a conditional UPDATE that
+    # checks the same again under the lock.
+    found = await db.fetchrow(f"SELECT user_id, plugin FROM inbox {_CLAIMABLE}", row_id, now + slack_ms, now)
+    if found is None:
         return None
     async with db.transaction() as tx:
-        row = await _claimable(tx, row_id, now, slack_ms, lock=True)
-        if row is None:
-            return None
+        # PostgreSQL: claimers of one account queue here, so two rows of one account cannot both
+        # pass the NOT EXISTS on snapshots taken before the other's claim; SQLite's single writer
+        # already serializes them.
+        await tx.lock(f"inbox:{found['plugin']}:{found['user_id']}")
         claimed = await tx.fetchrow(
-            f"""UPDATE inbox SET state = 'processing', attempts = attempts + 1, locked_at = $2, locked_by = $3
-                WHERE id = $1 AND state = 'pending'
+            f"""UPDATE inbox SET state = 'processing', attempts = attempts + 1, locked_at = $3, locked_by = $4
+                {_CLAIMABLE}
                 RETURNING {_COLUMNS}""",
             row_id,
+            now + slack_ms,
             now,
             token,
         )
     return None if claimed is None else InboxRow.from_row(claimed)
 
 
-async def _claimable(db: Queries, row_id: str, now: int, slack_ms: int, *, lock: bool = False) -> Row | None:
-    """The row if it is pending, due, and first in line for its account; else None."""
-    row = await db.fetchrow(
-        "SELECT user_id, plugin, received_at FROM inbox WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2",
-        row_id,
-        now + slack_ms,
-    )
-    if row is None:
-        return None
-    if lock:  # PostgreSQL: claimers of one account queue here; SQLite's single writer already serializes them
-        assert isinstance(db, Transaction)
-        await db.lock(f"inbox:{row['plugin']}:{row['user_id']}")
-    blocked = await db.fetchval(
-        """SELECT 1 FROM inbox
-           WHERE user_id = $1 AND plugin = $2 AND id <> $3
-             AND (state = 'processing'
-                  OR (state = 'pending' AND next_attempt_at <= $4
-                      AND (received_at < $5 OR (received_at = $5 AND id < $3))))
-           LIMIT 1""",
-        row["user_id"],
-        row["plugin"],
-        row_id,
-        now,
-        row["received_at"],
-    )
-    return None if blocked else row
+_CLAIMABLE = """WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2
+      AND NOT EXISTS (
+          SELECT 1 FROM inbox AS other
+          WHERE other.user_id = inbox.user_id AND other.plugin = inbox.plugin AND other.id <> inbox.id
+            AND (other.state = 'processing'
+                 OR (other.state = 'pending' AND other.next_attempt_at <= $3
+                     AND (other.received_at < inbox.received_at
+                          OR (other.received_at = inbox.received_at AND other.id < inbox.id)))))"""
+"""The row, if it is pending, due ($2), and first in line for its account: no other row of the
+account is processing, and none older is pending and due ($3)."""
 
 
 async def next_for_account(db: Queries, user_id: str, plugin: str) -> str | None:

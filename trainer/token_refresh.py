@@ -35,6 +35,11 @@ async def fresh_tokens(
     """See PluginHost.fresh_tokens."""
     if not isinstance(plugin, OAuthConnector):
         return account.tokens
+    if not force and not expiring(account.tokens):
+        # Read with the event moments ago and good for minutes more: the database would say the
+        # same (a refresh elsewhere leaves this access token valid until it expires, and a token
+        # the vendor refuses comes back here with force=True).
+        return account.tokens
     held = account.tokens.access_token
     deadline = time.monotonic() + LEASE_MS / 1000 + 5
     while True:

@@ -125,6 +125,13 @@ def test_acwr_examples() -> None:
     assert acwr_ewma(RAMP_UP, seed="zero").ratio[-1] == pytest.approx(1.380269, rel=R)
 
 
+def test_acwr_of_histories_shorter_than_the_acute_window() -> None:
+    """Every length from 0 to a full week: undefined everywhere, never an error."""
+    for n in range(9):
+        for series in (acwr_coupled(np.full(n, 50.0)), acwr_uncoupled(np.full(n, 50.0))):
+            assert series.shape == (n,) and np.isnan(series).all()
+
+
 def test_acwr_undefined_before_28_days_and_for_zero_chronic() -> None:
     for series in (acwr_coupled(RAMP_UP), acwr_uncoupled(RAMP_UP), acwr_ewma(RAMP_UP, seed="first").ratio):
         assert np.isnan(series[:27]).all() and np.isfinite(series[27])

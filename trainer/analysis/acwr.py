@@ -81,7 +81,9 @@ def acwr_uncoupled(load: FloatArray | Sequence[float], acute: int = 7, chronic: 
     x = _loads(load)
     a = rolling_mean(x, acute)
     c = np.full(x.size, np.nan)
-    c[acute:] = rolling_mean(x, chronic - acute)[: x.size - acute]
+    # max(): with fewer than `acute` days the slice end would count from the back (5 days gave a
+    # 3-value chronic series for no slot and a broadcast error, failing every short history).
+    c[acute:] = rolling_mean(x, chronic - acute)[: max(x.size - acute, 0)]
     return _ratio(a, c, 0, max(chronic, MIN_HISTORY_DAYS))
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from trainer.analysis.acwr import acwr_coupled
-from trainer.analysis.daily import acwr_norm, daily_history
+from trainer.analysis.daily import acwr_norm, daily_history, daily_series
 from trainer.analysis.physiology import AnalysisSettings, TsbTiming
 from trainer.analysis.pmc import compute_pmc
 
@@ -52,3 +52,49 @@ def test_acwr_norm() -> None:
     assert acwr_norm(np.r_[np.full(27, np.nan), np.full(20, 1.0)]) is None
     series = np.r_[np.full(27, np.nan), np.linspace(0.8, 1.2, 90)]
     assert acwr_norm(series) == pytest.approx(1.0)
+
+
+def _wellness(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Readings on most days, gaps, and a few values the formulas must reject."""
+    rng = np.random.default_rng(seed)
+    series = {
+        "rmssd_ms": np.exp(rng.normal(4.1, 0.15, n)),
+        "rhr_bpm": rng.normal(50, 3, n),
+        "sleep_h": rng.normal(7, 1.2, n),
+        "soreness": rng.integers(0, 7, n).astype(float),
+        "stress": np.full(n, np.nan),
+    }
+    for values in series.values():
+        values[rng.random(n) < 0.3] = np.nan
+    series["rhr_bpm"][::17] = 0.0
+    return series
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_series_from_a_later_day_equals_the_tail_of_the_whole(seed: int) -> None:
+    """daily_series(first=k) skips the per-day work for days 0..k-1 (a recompute's look-back
+    window), so its values must equal the whole history's from day k on, exactly."""
+    rng = np.random.default_rng(seed)
+    n = 120
+    load = np.where(rng.random(n) < 0.7, rng.gamma(4.0, 20.0, n), 0.0)
+    wellness = _wellness(n, seed) if seed % 2 else {}
+    whole = daily_series(D0, load, **wellness)
+    rows = daily_history(D0, load, **wellness)
+    for k in (0, 1, 27, 61, 119, 120):
+        part = daily_series(D0, load, first=k, **wellness)
+        assert part.start == D0 + dt.timedelta(days=k)
+        assert repr(part.readiness) == repr(whole.readiness[k:])
+        for name in ("load", "ctl", "atl", "tsb", "ramp", "acwr_ewma", "acwr_acute", "acwr_chronic", "monotony"):
+            assert getattr(part, name) == getattr(whole, name)[k:], name
+    assert [r.ctl for r in rows] == whole.ctl and [r.readiness_score for r in rows] == [
+        r.score for r in whole.readiness
+    ]
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_histories_shorter_than_a_week(n: int) -> None:
+    """A new user's first days: every metric that needs a full window is undefined, none fails."""
+    rows = daily_history(D0, np.full(n, 50.0), **_wellness(n, n))
+    assert len(rows) == n
+    assert all(r.acwr_coupled is None and r.acwr_uncoupled is None and r.acwr_ewma is None for r in rows)
+    assert [r.monotony is None for r in rows] == [i < 6 for i in range(n)]

@@ -6,6 +6,7 @@ rows can be stored or sent as JSON directly.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,9 +17,9 @@ import numpy.typing as npt
 from trainer.analysis.acwr import EwmaSeed, acwr_coupled, acwr_ewma, acwr_uncoupled, monotony_strain
 from trainer.analysis.physiology import DEFAULT_SETTINGS, AnalysisSettings
 from trainer.analysis.pmc import PmcState, compute_pmc
-from trainer.analysis.readiness import DEFAULT_READINESS, ReadinessSettings, readiness_series
+from trainer.analysis.readiness import DEFAULT_READINESS, Readiness, ReadinessSettings, readiness_series
 
-__all__ = ["DailyMetrics", "acwr_norm", "daily_history"]
+__all__ = ["DailyMetrics", "DailySeries", "acwr_norm", "daily_history", "daily_series"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -49,7 +50,7 @@ class DailyMetrics:
 
 
 def _opt(values: FloatArray) -> list[float | None]:
-    return [v if np.isfinite(v) else None for v in values.tolist()]
+    return [v if math.isfinite(v) else None for v in values.tolist()]
 
 
 def acwr_norm(acwr: FloatArray | Sequence[float], *, window: int = 90, min_values: int = 28) -> float | None:
@@ -60,6 +61,77 @@ def acwr_norm(acwr: FloatArray | Sequence[float], *, window: int = 90, min_value
     x = np.asarray(acwr, dtype=np.float64)[-window:]
     x = x[np.isfinite(x)]
     return float(np.median(x)) if x.size >= min_values else None
+
+
+@dataclass(frozen=True, slots=True)
+class DailySeries:
+    """The stored daily metrics as plain Python lists, one entry per day from `start` on.
+
+    The form the recompute stores (trainer.engine.recompute builds its rows from it): columns
+    rather than one object per day, so days that are only history for a recompute window cost no
+    per-day Python work at all.
+    """
+
+    start: dt.date
+    load: list[float]
+    ctl: list[float]
+    atl: list[float]
+    tsb: list[float]
+    ramp: list[float]
+    acwr_ewma: list[float | None]
+    acwr_acute: list[float]  # the EWMA states themselves, so a later run can resume them exactly
+    acwr_chronic: list[float]
+    monotony: list[float | None]
+    strain: list[float | None]
+    readiness: list[Readiness]
+
+
+def daily_series(
+    start: dt.date,
+    loads: FloatArray | Sequence[float],
+    *,
+    rmssd_ms: npt.ArrayLike | None = None,
+    rhr_bpm: npt.ArrayLike | None = None,
+    sleep_h: npt.ArrayLike | None = None,
+    soreness: npt.ArrayLike | None = None,
+    stress: npt.ArrayLike | None = None,
+    pmc_seed: PmcState | None = None,
+    acwr_seed: EwmaSeed = "zero",
+    settings: AnalysisSettings = DEFAULT_SETTINGS,
+    readiness_settings: ReadinessSettings = DEFAULT_READINESS,
+    first: int = 0,
+) -> DailySeries:
+    """The metrics of `daily_history` except the two rolling-mean ACWRs, for the days from index
+    `first` on; every day before still feeds the EWMAs and the rolling windows."""
+    load = np.asarray(loads, dtype=np.float64)
+    pmc = compute_pmc(load, start, seed=pmc_seed, settings=settings)
+    ewma = acwr_ewma(load, seed=acwr_seed)
+    mono, strain = monotony_strain(load, sd=settings.monotony_sd)
+    ready = readiness_series(
+        load.size,
+        rmssd_ms=rmssd_ms,
+        rhr_bpm=rhr_bpm,
+        sleep_h=sleep_h,
+        soreness=soreness,
+        stress=stress,
+        settings=readiness_settings,
+        first=first,
+    )
+    tail = slice(first, None)
+    return DailySeries(
+        start + dt.timedelta(days=first),
+        pmc.load[tail].tolist(),
+        pmc.ctl[tail].tolist(),
+        pmc.atl[tail].tolist(),
+        pmc.tsb[tail].tolist(),
+        pmc.ramp[tail].tolist(),
+        _opt(ewma.ratio[tail]),
+        ewma.acute[tail].tolist(),
+        ewma.chronic[tail].tolist(),
+        _opt(mono[tail]),
+        _opt(strain[tail]),
+        ready,
+    )
 
 
 def daily_history(
@@ -81,41 +153,39 @@ def daily_history(
     ACWR-EWMA is seeded with zero by default, the same convention as the PMC start.
     """
     load = np.asarray(loads, dtype=np.float64)
-    n = load.size
-    pmc = compute_pmc(load, start, seed=pmc_seed, settings=settings)
-    coupled = _opt(acwr_coupled(load))
-    uncoupled = _opt(acwr_uncoupled(load))
-    ewma = _opt(acwr_ewma(load, seed=acwr_seed).ratio)
-    mono, strain = monotony_strain(load, sd=settings.monotony_sd)
-    mono_l, strain_l = _opt(mono), _opt(strain)
-    ready = readiness_series(
-        n,
+    s = daily_series(
+        start,
+        load,
         rmssd_ms=rmssd_ms,
         rhr_bpm=rhr_bpm,
         sleep_h=sleep_h,
         soreness=soreness,
         stress=stress,
-        settings=readiness_settings,
+        pmc_seed=pmc_seed,
+        acwr_seed=acwr_seed,
+        settings=settings,
+        readiness_settings=readiness_settings,
     )
-    cols = (pmc.load.tolist(), pmc.ctl.tolist(), pmc.atl.tolist(), pmc.tsb.tolist(), pmc.ramp.tolist())
+    coupled = _opt(acwr_coupled(load))
+    uncoupled = _opt(acwr_uncoupled(load))
     one = dt.timedelta(days=1)
     return [
         DailyMetrics(
             start + i * one,
-            cols[0][i],
-            cols[1][i],
-            cols[2][i],
-            cols[3][i],
-            cols[4][i],
+            s.load[i],
+            s.ctl[i],
+            s.atl[i],
+            s.tsb[i],
+            s.ramp[i],
             coupled[i],
             uncoupled[i],
-            ewma[i],
-            mono_l[i],
-            strain_l[i],
+            s.acwr_ewma[i],
+            s.monotony[i],
+            s.strain[i],
             r.score,
             r.band,
             r.confidence,
             r.reasons,
         )
-        for i, r in enumerate(ready)
+        for i, r in enumerate(s.readiness)
     ]

@@ -69,14 +69,19 @@ def daily_load_series(
 
 
 def ewma(values: FloatArray | Sequence[float], k: float, seed: float = 0.0) -> FloatArray:
-    """y_t = y_{t-1} + k*(x_t - y_{t-1}), y_{-1} = seed."""
-    out = np.empty(len(values), dtype=np.float64)
+    """y_t = y_{t-1} + k*(x_t - y_{t-1}), y_{-1} = seed.
+
+    The values are collected in a list and converted once: storing each into the array costs a
+    numpy scalar assignment per day, several times the arithmetic itself.
+    """
     y = float(seed)
     keep = 1.0 - k
-    for i, x in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+    out = []
+    append = out.append
+    for x in np.asarray(values, dtype=np.float64).tolist():
         y = keep * y + k * x
-        out[i] = y
-    return out
+        append(y)
+    return np.array(out, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)

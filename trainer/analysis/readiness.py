@@ -11,9 +11,9 @@ Missing data lowers the confidence and removes reasons; it never raises.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ FloatArray = npt.NDArray[np.float64]
 Band = Literal["green", "amber", "red"]
 Confidence = Literal["high", "medium", "low"]
 HrvState = Literal["below", "within", "above"]
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,10 @@ def rolling_stats(x: FloatArray, window: int, *, lag: int = 0) -> RollingStats:
     """NaN-aware mean/SD/count of the `window` days ending `lag` days before each day."""
     x = np.asarray(x, dtype=np.float64)
     n = x.size
+    if n and not np.isfinite(x).any():
+        # No readings at all (a user without a wellness source): the general path below would
+        # also give count 0 and NaN mean/SD everywhere, only at the cost of a dozen array passes.
+        return RollingStats(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64))
     padded = np.concatenate([np.full(window - 1 + lag, np.nan), x])[: n + window - 1]
     w = sliding_window_view(padded, window)
     valid = np.isfinite(w)
@@ -194,16 +199,37 @@ def hrv_status(
 
 def hrv_status_at(series: HrvSeries, i: int, settings: ReadinessSettings = DEFAULT_READINESS) -> HrvStatus | None:
     """None when the week has fewer than trend_min_days readings: a trend needs >= 3 days."""
-    n7 = int(series.trend.count[i])
+    trend, base = series.trend, series.baseline
+    return _hrv_status(
+        int(trend.count[i]),
+        float(trend.mean[i]),
+        float(trend.sd[i]),
+        int(base.count[i]),
+        float(base.mean[i]),
+        float(base.sd[i]),
+        settings,
+    )
+
+
+def _hrv_status(
+    n7: int,
+    mean7: float,
+    sd7: float,
+    n_base: int,
+    base_mean: float,
+    base_sd: float,
+    settings: ReadinessSettings,
+) -> HrvStatus | None:
+    """hrv_status_at on one day's plain Python values (readiness_series feeds it whole lists)."""
     if n7 < settings.trend_min_days:
         return None
-    enough_base = int(series.baseline.count[i]) >= settings.baseline_min_days
+    enough_base = n_base >= settings.baseline_min_days
     return classify_hrv(
-        float(series.trend.mean[i]),
+        mean7,
         n7,
-        _opt(series.trend.sd[i]),
-        _opt(series.baseline.mean[i]) if enough_base else None,
-        _opt(series.baseline.sd[i]) if enough_base else None,
+        _opt(sd7),
+        _opt(base_mean) if enough_base else None,
+        _opt(base_sd) if enough_base else None,
         settings,
     )
 
@@ -234,12 +260,24 @@ def rhr_status_at(
     trend: RollingStats, baseline: RollingStats, i: int, settings: ReadinessSettings = DEFAULT_READINESS
 ) -> RhrStatus | None:
     """z = (RHR7 - mean60) / SD60; flag above +0.5 SD (app convention mirroring SWC)."""
-    if int(trend.count[i]) < settings.trend_min_days or int(baseline.count[i]) < settings.baseline_min_days:
+    return _rhr_status(
+        int(trend.count[i]),
+        float(trend.mean[i]),
+        int(baseline.count[i]),
+        float(baseline.mean[i]),
+        float(baseline.sd[i]),
+        settings,
+    )
+
+
+def _rhr_status(
+    n7: int, rhr7: float, n_base: int, base: float, sd: float, settings: ReadinessSettings
+) -> RhrStatus | None:
+    """rhr_status_at on one day's plain Python values (readiness_series feeds it whole lists)."""
+    if n7 < settings.trend_min_days or n_base < settings.baseline_min_days:
         return None
-    sd = float(baseline.sd[i])
     if not sd > 0:
         return None
-    rhr7, base = float(trend.mean[i]), float(baseline.mean[i])
     z = (rhr7 - base) / sd
     return RhrStatus(rhr7, base, sd, z, rhr7 - base, z > settings.rhr_z_flag)
 
@@ -374,15 +412,6 @@ def score_readiness(
     )
 
 
-def _last(x: Sequence[float] | FloatArray | None, i: int) -> float | None:
-    if x is None:
-        return None
-    arr = np.asarray(x, dtype=np.float64)
-    if not -arr.size <= i < arr.size:
-        return None
-    return _opt(arr[i])
-
-
 def assess_readiness(
     rmssd_ms: npt.ArrayLike | None,
     rhr_bpm: npt.ArrayLike | None,
@@ -403,6 +432,20 @@ def assess_readiness(
     return score_readiness(hrv, rhr, sleep_h=sleep_h, soreness=soreness, stress=stress, settings=settings)
 
 
+def _statuses(
+    status: Callable[..., _S | None],
+    settings: ReadinessSettings,
+    first: int,
+    columns: tuple[npt.NDArray[Any], ...],
+) -> list[_S | None]:
+    """`status` per day from `first` on, over the columns' plain values; the first column is the
+    7-day reading count, so a history without any trend (no readings) needs no per-day work."""
+    count7 = columns[0][first:]
+    if not count7.size or int(count7.max()) < settings.trend_min_days:
+        return [None] * count7.size
+    return [status(*day, settings) for day in zip(*(c[first:].tolist() for c in columns), strict=True)]
+
+
 def readiness_series(
     n_days: int,
     *,
@@ -412,8 +455,16 @@ def readiness_series(
     soreness: npt.ArrayLike | None = None,
     stress: npt.ArrayLike | None = None,
     settings: ReadinessSettings = DEFAULT_READINESS,
+    first: int = 0,
 ) -> list[Readiness]:
-    """Readiness for every day of a history; rolling statistics computed once, vectorised."""
+    """Readiness for every day of a history from index `first` on (earlier days still feed the
+    rolling baselines); rolling statistics computed once, vectorised.
+
+    The per-day part runs on plain Python values (one `tolist` per series instead of numpy scalar
+    indexing per day), and days with no reading of any kind share one Readiness, because
+    score_readiness is a pure function of its inputs and the result is immutable: a user without
+    a wellness source (activities only) costs one scoring per history, not one per day.
+    """
     nan = np.full(n_days, np.nan)
 
     def fit(x: npt.ArrayLike | None) -> FloatArray:
@@ -424,17 +475,26 @@ def readiness_series(
             raise ValueError("every daily series must have n_days values")
         return arr
 
+    def values(x: FloatArray) -> list[float | None]:
+        return [v if math.isfinite(v) else None for v in x[first:].tolist()]
+
     hs = hrv_series(fit(rmssd_ms), settings)
     rt, rb = rhr_series(fit(rhr_bpm), settings)
-    sl, so, st = fit(sleep_h), fit(soreness), fit(stress)
-    return [
-        score_readiness(
-            hrv_status_at(hs, i, settings),
-            rhr_status_at(rt, rb, i, settings),
-            sleep_h=_last(sl, i),
-            soreness=_last(so, i),
-            stress=_last(st, i),
-            settings=settings,
-        )
-        for i in range(n_days)
-    ]
+    sl, so, st = values(fit(sleep_h)), values(fit(soreness)), values(fit(stress))
+    hrv = _statuses(
+        _hrv_status,
+        settings,
+        first,
+        (hs.trend.count, hs.trend.mean, hs.trend.sd, hs.baseline.count, hs.baseline.mean, hs.baseline.sd),
+    )
+    rhr = _statuses(_rhr_status, settings, first, (rt.count, rt.mean, rb.count, rb.mean, rb.sd))
+    blank: Readiness | None = None
+    out: list[Readiness] = []
+    for h, r, sleep, sore, stress_ in zip(hrv, rhr, sl, so, st, strict=True):
+        if h is None and r is None and sleep is None and sore is None and stress_ is None:
+            if blank is None:
+                blank = score_readiness(None, None, settings=settings)
+            out.append(blank)
+        else:
+            out.append(score_readiness(h, r, sleep_h=sleep, soreness=sore, stress=stress_, settings=settings))
+    return out

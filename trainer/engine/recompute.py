@@ -14,8 +14,8 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field, replace
 
-from trainer.analysis.acwr import EwmaSeed, acwr_ewma
-from trainer.analysis.daily import DailyMetrics, daily_history
+from trainer.analysis.acwr import EwmaSeed
+from trainer.analysis.daily import daily_series
 from trainer.analysis.pmc import RAMP_DAYS, PmcState
 from trainer.db import Database, Transaction
 from trainer.engine import state_store
@@ -51,9 +51,12 @@ def compute_rows(
     pmc_seed: PmcState | None,
     acwr_seed: EwmaSeed,
     settings: UserSettings,
+    first: int = 0,
 ) -> list[state_store.StateRow]:
-    """daily_state rows for every day of `inputs` (pure: the same function serves tests and bench)."""
-    metrics = daily_history(
+    """daily_state rows for the days of `inputs` from index `first` on (pure: the same function
+    serves tests and bench). Earlier days only feed the EWMAs and rolling windows, so an
+    incremental recompute pays no per-day work for its look-back window."""
+    s = daily_series(
         inputs.start,
         inputs.loads,
         rmssd_ms=inputs.rmssd_ms,
@@ -65,30 +68,52 @@ def compute_rows(
         acwr_seed=acwr_seed,
         settings=analysis_settings_for(settings),
         readiness_settings=readiness_settings_for(settings),
+        first=first,
     )
-    # The EWMA states themselves are stored so the next incremental run resumes them exactly.
-    ewma = acwr_ewma(inputs.loads, seed=acwr_seed)
-    return [_row(m, a, c) for m, a, c in zip(metrics, ewma.acute.tolist(), ewma.chronic.tolist(), strict=True)]
+    start = s.start.toordinal()
+    days = [dt.date.fromordinal(start + i).isoformat() for i in range(len(s.readiness))]
+    # One dict per day straight from the columns, keys in the order of _KEYS ("day", then COLUMNS).
+    return [
+        dict(zip(_KEYS, values, strict=True))
+        for values in zip(
+            days,
+            s.load,
+            s.ctl,
+            s.atl,
+            s.tsb,
+            s.ramp,
+            s.acwr_ewma,
+            s.acwr_acute,
+            s.acwr_chronic,
+            s.monotony,
+            s.strain,
+            [r.score for r in s.readiness],
+            [r.band for r in s.readiness],
+            [r.confidence for r in s.readiness],
+            [list(r.reasons) for r in s.readiness],
+            strict=True,
+        )
+    ]
 
 
-def _row(m: DailyMetrics, acute: float, chronic: float) -> state_store.StateRow:
-    return {
-        "day": m.date.isoformat(),
-        "load": m.load,
-        "ctl": m.ctl,
-        "atl": m.atl,
-        "tsb": m.tsb,
-        "ramp": m.ramp,
-        "acwr": m.acwr_ewma,
-        "acwr_acute": acute,
-        "acwr_chronic": chronic,
-        "monotony": m.monotony,
-        "strain": m.strain,
-        "readiness_score": m.readiness_score,
-        "readiness_band": m.readiness_band,
-        "readiness_confidence": m.readiness_confidence,
-        "readiness_reasons": list(m.readiness_reasons),
-    }
+# The row's keys in the order compute_rows zips its columns; state_store.COLUMNS must list the same.
+_KEYS = (
+    "day",
+    "load",
+    "ctl",
+    "atl",
+    "tsb",
+    "ramp",
+    "acwr",
+    "acwr_acute",
+    "acwr_chronic",
+    "monotony",
+    "strain",
+    "readiness_score",
+    "readiness_band",
+    "readiness_confidence",
+    "readiness_reasons",
+)
 
 
 async def recompute_user(db: Database, user_id: str, from_day: dt.date | None = None) -> RecomputeResult:
@@ -162,7 +187,8 @@ async def _recompute_state(
                 pmc_seed=seed.pmc if seed else None,
                 acwr_seed=seed.acwr if seed else "zero",
                 settings=settings,
-            )[(first - window).days :]
+                first=(first - window).days,
+            )
             compute_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     timings["read"] = t2 - t0 - compute_s

@@ -12,6 +12,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from trainer.analysis.pmc import RAMP_DAYS, PmcState
@@ -112,12 +113,21 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+_values = itemgetter(*COLUMNS)
+
+
 def changed_rows(computed: Sequence[StateRow], stored: dict[str, StateRow]) -> list[StateRow]:
-    """The computed rows that are new or differ from the stored ones in any value."""
+    """The computed rows that are new or differ from the stored ones in any value.
+
+    Most rows of a recompute come out exactly as stored (the same arithmetic on the same inputs),
+    so one tuple comparison in C settles them; only rows that differ at all are compared column
+    by column with `_same`. Equal tuples are always `_same`: the computed values are never NaN
+    (undefined values are None), and for every other value `==` implies `_same`.
+    """
     out = []
     for row in computed:
         old = stored.get(row["day"])
-        if old is None or not all(_same(row[c], old[c]) for c in COLUMNS):
+        if old is None or (_values(row) != _values(old) and not all(_same(row[c], old[c]) for c in COLUMNS)):
             out.append(row)
     return out
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from trainer import json_values
 from trainer.db.base import Database, Row, Transaction
 from trainer.errors import Unavailable
 
@@ -26,7 +27,7 @@ def _date_text(value: Any) -> str:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=_dumps, decoder=json_values.loads, schema="pg_catalog")
     await conn.set_type_codec("date", encoder=_date_text, decoder=str, schema="pg_catalog", format="text")
 
 

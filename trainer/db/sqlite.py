@@ -20,12 +20,13 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
+from trainer import json_values
 from trainer.db.base import Database, Row, Transaction
 from trainer.db.sqlite_thread import ThreadConnection
 from trainer.errors import Unavailable
 
 # Declared column types "JSON" and "BOOLEAN" come back as Python values (PARSE_DECLTYPES).
-sqlite3.register_converter("JSON", json.loads)
+sqlite3.register_converter("JSON", json_values.loads)
 sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")

@@ -15,6 +15,7 @@ thread and its result is dropped, as with any driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -84,8 +85,7 @@ class ThreadConnection:
                     outcome: tuple[bool, Any] = (True, work(conn))
                 except BaseException as exc:
                     outcome = (False, exc)
-                loop = future.get_loop()
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(_deliver, future, *outcome)
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+                    future.get_loop().call_soon_threadsafe(_deliver, future, *outcome)
         finally:
             conn.close()

@@ -21,7 +21,7 @@ from tests.engine.factories import (
 from trainer import clock
 from trainer.analysis.daily import daily_history
 from trainer.db import Database
-from trainer.engine import recompute_user
+from trainer.engine import recompute_user, state_store
 from trainer.engine.physiology import READINESS_SETTINGS
 
 BERLIN = "Europe/Berlin"
@@ -192,3 +192,21 @@ async def test_concurrent_recomputes_of_one_user_run_one_after_the_other(db: Dat
     assert sorted(r.changed for r in results) == [0, 0, 0, 42]
     assert len({r.stamp for r in results if r.stamp is not None}) == 1
     assert len(await state_rows(db, user)) == 42
+
+
+async def test_one_read_finds_what_the_compare_and_the_cleanup_need(db: Database) -> None:
+    """read_for_compare == read_rows + ids_outside, for full and incremental bounds, including
+    windows that start after today and rows after today (a user who moved west)."""
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        await recompute_user(db, user, None)
+    for first, end, stale_before in (
+        (D1, LAST, D1),
+        (D1 + dt.timedelta(days=3), LAST - dt.timedelta(days=4), D1 + dt.timedelta(days=2)),
+        (D1 + dt.timedelta(days=20), LAST - dt.timedelta(days=2), None),
+        (LAST + dt.timedelta(days=5), LAST - dt.timedelta(days=1), None),
+        (LAST + dt.timedelta(days=5), LAST - dt.timedelta(days=1), LAST + dt.timedelta(days=5)),
+    ):
+        stored, stale = await state_store.read_for_compare(db, user, first, end, stale_before=stale_before)
+        assert stored == (await state_store.read_rows(db, user, first, end) if first <= end else {})
+        assert sorted(stale) == sorted(await state_store.ids_outside(db, user, stale_before, end))

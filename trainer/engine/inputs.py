@@ -54,8 +54,14 @@ async def history_start(db: Queries, user_id: str, zone: ZoneInfo) -> dt.date | 
     The daily series starts here from a zero state, like GoldenCheetah starting the day before the
     first ride; no rows exist before it.
     """
-    first_ms = await db.fetchval("SELECT MIN(start_time) FROM activities WHERE user_id = $1", user_id)
-    first_day = await db.fetchval("SELECT MIN(day) FROM daily_metrics WHERE user_id = $1", user_id)
+    # One statement for both minimums: every recompute starts here, and each statement is a trip
+    # to the database (SQLite's connection thread, PostgreSQL's socket).
+    row = await db.fetchrow(
+        """SELECT (SELECT MIN(start_time) FROM activities WHERE user_id = $1) AS first_ms,
+                  (SELECT MIN(day) FROM daily_metrics WHERE user_id = $1) AS first_day""",
+        user_id,
+    )
+    first_ms, first_day = (row["first_ms"], row["first_day"]) if row is not None else (None, None)
     candidates = []
     if first_ms is not None:
         candidates.append(local_day(int(first_ms), zone))

@@ -175,12 +175,13 @@ async def _recompute_state(
         window, first, seed = await _window(tx, user_id, start, from_day)
         full = seed is None
         # Rows whose day lost its history: before the first day (data removed) or after today.
-        stale = await state_store.ids_outside(tx, user_id, start if full else None, end)
+        stored, stale = await state_store.read_for_compare(
+            tx, user_id, first, end, stale_before=start if full else None
+        )
         if first > end:
             first = None
         else:
             inputs = await read_inputs(tx, user_id, zone, window, end)
-            stored = await state_store.read_rows(tx, user_id, first, end)
             t1 = time.perf_counter()
             rows = compute_rows(
                 inputs,

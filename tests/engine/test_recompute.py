@@ -21,8 +21,10 @@ from tests.engine.factories import (
 from trainer import clock
 from trainer.analysis.daily import daily_history
 from trainer.db import Database
-from trainer.engine import recompute_user, state_store
+from trainer.engine import inputs, recompute_user, state_store
+from trainer.engine.days import user_zone
 from trainer.engine.physiology import READINESS_SETTINGS
+from trainer.profile import UserSettings
 
 BERLIN = "Europe/Berlin"
 D1 = dt.date(2024, 3, 4)  # a Monday; the six weeks cross the DST change of 31 March
@@ -210,3 +212,25 @@ async def test_one_read_finds_what_the_compare_and_the_cleanup_need(db: Database
         stored, stale = await state_store.read_for_compare(db, user, first, end, stale_before=stale_before)
         assert stored == (await state_store.read_rows(db, user, first, end) if first <= end else {})
         assert sorted(stale) == sorted(await state_store.ids_outside(db, user, stale_before, end))
+
+
+@pytest.mark.parametrize("kinds", ["activities", "metrics", "both", "none"])
+async def test_inputs_skip_only_the_kinds_a_user_has_none_of(db: Database, kinds: str) -> None:
+    user = await make_user(db)
+    day = dt.date(2024, 5, 1)
+    if kinds in ("activities", "both"):
+        await add_activity(db, user, local_ms(day, 9, "UTC"), 50)
+    if kinds in ("metrics", "both"):
+        await add_metrics(db, user, day + dt.timedelta(days=1), resting_hr=52.0, hrv_rmssd_ms=61.0)
+    zone = user_zone(UserSettings(timezone="UTC"))
+    known = await inputs.history(db, user, zone)
+    assert known.start == await inputs.history_start(db, user, zone)
+    assert (known.activities_from is not None, known.metrics_from is not None) == (
+        kinds in ("activities", "both"),
+        kinds in ("metrics", "both"),
+    )
+    first, last = day - dt.timedelta(days=2), day + dt.timedelta(days=3)
+    plain = await inputs.read_inputs(db, user, zone, first, last)
+    hinted = await inputs.read_inputs(db, user, zone, first, last, known=known)
+    for name in ("loads", "rmssd_ms", "rhr_bpm", "sleep_h", "soreness", "stress"):
+        assert np.array_equal(getattr(plain, name), getattr(hinted, name), equal_nan=True), name

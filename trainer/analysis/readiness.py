@@ -478,9 +478,13 @@ def readiness_series(
     def values(x: FloatArray) -> list[float | None]:
         return [v if math.isfinite(v) else None for v in x[first:].tolist()]
 
-    hs = hrv_series(fit(rmssd_ms), settings)
-    rt, rb = rhr_series(fit(rhr_bpm), settings)
-    sl, so, st = values(fit(sleep_h)), values(fit(soreness)), values(fit(stress))
+    inputs = [fit(x) for x in (rmssd_ms, rhr_bpm, sleep_h, soreness, stress)]
+    if n_days and not any(np.isfinite(x).any() for x in inputs):
+        # Not a single reading (an activities-only user): every day is the same blank day.
+        return [score_readiness(None, None, settings=settings)] * max(n_days - first, 0)
+    hs = hrv_series(inputs[0], settings)
+    rt, rb = rhr_series(inputs[1], settings)
+    sl, so, st = (values(x) for x in inputs[2:])
     hrv = _statuses(
         _hrv_status,
         settings,

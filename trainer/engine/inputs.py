@@ -16,11 +16,11 @@ import numpy.typing as npt
 
 from trainer.analysis.acwr import MIN_HISTORY_DAYS
 from trainer.analysis.pmc import daily_load_series
-from trainer.db import Queries
+from trainer.db import Queries, Row
 from trainer.engine.days import ONE_DAY, day_start_ms, local_day
 from trainer.engine.physiology import READINESS_SETTINGS
 
-__all__ = ["LOOKBACK_DAYS", "DailyInputs", "history_start", "read_inputs"]
+__all__ = ["LOOKBACK_DAYS", "DailyInputs", "History", "history", "history_start", "read_inputs"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,50 +48,82 @@ class DailyInputs:
         return int(self.loads.size)
 
 
-async def history_start(db: Queries, user_id: str, zone: ZoneInfo) -> dt.date | None:
-    """The user's first local day with any activity or daily reading (None: no data at all).
+@dataclass(frozen=True, slots=True)
+class History:
+    """Where a user's data begins: the first local day of each kind (None: none of that kind)."""
 
-    The daily series starts here from a zero state, like GoldenCheetah starting the day before the
-    first ride; no rows exist before it.
-    """
-    # One statement for both minimums: every recompute starts here, and each statement is a trip
-    # to the database (SQLite's connection thread, PostgreSQL's socket).
+    activities_from: dt.date | None
+    metrics_from: dt.date | None
+
+    @property
+    def start(self) -> dt.date | None:
+        """The first local day with any activity or daily reading (None: no data at all)."""
+        return min((d for d in (self.activities_from, self.metrics_from) if d is not None), default=None)
+
+
+async def history(db: Queries, user_id: str, zone: ZoneInfo) -> History:
+    """The first day of each kind of input, in one statement (every recompute starts here, and
+    each statement is a trip to the database: SQLite's connection thread, PostgreSQL's socket)."""
     row = await db.fetchrow(
         """SELECT (SELECT MIN(start_time) FROM activities WHERE user_id = $1) AS first_ms,
                   (SELECT MIN(day) FROM daily_metrics WHERE user_id = $1) AS first_day""",
         user_id,
     )
     first_ms, first_day = (row["first_ms"], row["first_day"]) if row is not None else (None, None)
-    candidates = []
-    if first_ms is not None:
-        candidates.append(local_day(int(first_ms), zone))
-    if first_day is not None:
-        candidates.append(dt.date.fromisoformat(str(first_day)))
-    return min(candidates, default=None)
-
-
-async def read_inputs(db: Queries, user_id: str, zone: ZoneInfo, start: dt.date, end: dt.date) -> DailyInputs:
-    """Loads and wellness series for the local days start..end inclusive."""
-    n = (end - start).days + 1
-    rows = await db.fetch(
-        """SELECT start_time, training_load FROM activities
-           WHERE user_id = $1 AND start_time >= $2 AND start_time < $3 AND training_load IS NOT NULL""",
-        user_id,
-        day_start_ms(start, zone),
-        day_start_ms(end + ONE_DAY, zone),
+    return History(
+        local_day(int(first_ms), zone) if first_ms is not None else None,
+        dt.date.fromisoformat(str(first_day)) if first_day is not None else None,
     )
+
+
+async def history_start(db: Queries, user_id: str, zone: ZoneInfo) -> dt.date | None:
+    """The user's first local day with any activity or daily reading (None: no data at all).
+
+    The daily series starts here from a zero state, like GoldenCheetah starting the day before the
+    first ride; no rows exist before it.
+    """
+    return (await history(db, user_id, zone)).start
+
+
+async def read_inputs(
+    db: Queries,
+    user_id: str,
+    zone: ZoneInfo,
+    start: dt.date,
+    end: dt.date,
+    *,
+    known: History | None = None,
+) -> DailyInputs:
+    """Loads and wellness series for the local days start..end inclusive.
+
+    With `known` (read in the same transaction), a kind of input the user has none of is not
+    queried: most users have activities but no daily readings, and that saves a statement.
+    """
+    n = (end - start).days + 1
+    rows: list[Row] = []
+    if known is None or known.activities_from is not None:
+        rows = await db.fetch(
+            """SELECT start_time, training_load FROM activities
+               WHERE user_id = $1 AND start_time >= $2 AND start_time < $3 AND training_load IS NOT NULL""",
+            user_id,
+            day_start_ms(start, zone),
+            day_start_ms(end + ONE_DAY, zone),
+        )
     _, loads = daily_load_series(
         ((local_day(int(r["start_time"]), zone), float(r["training_load"])) for r in rows), start=start, end=end
     )
     series = {c: np.full(n, np.nan) for c in _METRIC_COLUMNS}
-    metrics = await db.fetch(
-        f"""SELECT day, source, {", ".join(_METRIC_COLUMNS)} FROM daily_metrics
+    if known is not None and known.metrics_from is None:
+        metrics: list[Row] = []
+    else:
+        metrics = await db.fetch(
+            f"""SELECT day, source, {", ".join(_METRIC_COLUMNS)} FROM daily_metrics
             WHERE user_id = $1 AND day >= $2 AND day <= $3
             ORDER BY CASE WHEN source = '{_APP_SOURCE}' THEN 0 ELSE 1 END, updated_stamp DESC""",
-        user_id,
-        start.isoformat(),
-        end.isoformat(),
-    )
+            user_id,
+            start.isoformat(),
+            end.isoformat(),
+        )
     for row in metrics:
         i = (dt.date.fromisoformat(str(row["day"])) - start).days
         for column in _METRIC_COLUMNS:

@@ -20,7 +20,7 @@ from trainer.analysis.pmc import RAMP_DAYS, PmcState
 from trainer.db import Database, Transaction
 from trainer.engine import state_store
 from trainer.engine.days import today, user_zone
-from trainer.engine.inputs import LOOKBACK_DAYS, DailyInputs, history_start, read_inputs
+from trainer.engine.inputs import LOOKBACK_DAYS, DailyInputs, history, read_inputs
 from trainer.engine.physiology import analysis_settings_for, readiness_settings_for
 from trainer.profile import UserSettings
 from trainer.store import users
@@ -163,7 +163,8 @@ async def _recompute_state(
     t0 = time.perf_counter()
     zone = user_zone(settings)
     end = today(zone)
-    start = await history_start(tx, user_id, zone)
+    known = await history(tx, user_id, zone)
+    start = known.start
     rows: list[state_store.StateRow] = []
     stored: dict[str, state_store.StateRow] = {}
     first: dt.date | None = None
@@ -181,7 +182,7 @@ async def _recompute_state(
         if first > end:
             first = None
         else:
-            inputs = await read_inputs(tx, user_id, zone, window, end)
+            inputs = await read_inputs(tx, user_id, zone, window, end, known=known)
             t1 = time.perf_counter()
             rows = compute_rows(
                 inputs,

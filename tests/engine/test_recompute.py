@@ -234,3 +234,23 @@ async def test_inputs_skip_only_the_kinds_a_user_has_none_of(db: Database, kinds
     hinted = await inputs.read_inputs(db, user, zone, first, last, known=known)
     for name in ("loads", "rmssd_ms", "rhr_bpm", "sleep_h", "soreness", "stress"):
         assert np.array_equal(getattr(plain, name), getattr(hinted, name), equal_nan=True), name
+
+
+async def test_one_read_finds_the_seed_and_the_rows_of_an_incremental_run(db: Database) -> None:
+    """read_incremental == read_seed + read_for_compare(stale_before=None), with and without a gap
+    in the seed rows, and with `first` so far after today that the two ranges would overlap."""
+    user = await six_weeks(db)
+    with clock.frozen(at_noon_utc(LAST)):
+        await recompute_user(db, user, None)
+    gap = (D1 + dt.timedelta(days=3)).isoformat()
+    await db.execute("DELETE FROM daily_state WHERE user_id = $1 AND day = $2", user, gap)
+    for window, first, end in (
+        (D1 + dt.timedelta(days=10), D1 + dt.timedelta(days=30), LAST),
+        (D1 + dt.timedelta(days=10), D1 + dt.timedelta(days=30), LAST - dt.timedelta(days=5)),
+        (D1 + dt.timedelta(days=8), D1 + dt.timedelta(days=30), LAST),  # seed rows with a gap
+        (D1 + dt.timedelta(days=30), D1 + dt.timedelta(days=90), D1 + dt.timedelta(days=12)),
+    ):
+        seed, stored, stale = await state_store.read_incremental(db, user, window, first, end)
+        assert seed == await state_store.read_seed(db, user, window)
+        assert (stored, stale) == await state_store.read_for_compare(db, user, first, end, stale_before=None)
+    assert seed is not None

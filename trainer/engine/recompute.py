@@ -144,17 +144,28 @@ async def recompute_in(tx: Transaction, user_id: str, from_day: dt.date | None =
     return replace(result, plan_changes=plan_changes, timings=timings)
 
 
-async def _window(
-    tx: Transaction, user_id: str, start: dt.date, from_day: dt.date | None
-) -> tuple[dt.date, dt.date, state_store.Seed | None]:
-    """(first day to compute, first day to write, seed): incremental when the look-back window
-    fits after the first day of history and its seed rows are stored, else full from `start`."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where a recompute runs and what it compares against, as read in one or two statements."""
+
+    window: dt.date  # first day to compute
+    first: dt.date  # first day to compare and write
+    seed: state_store.Seed | None  # None: full recompute from the first day of history
+    stored: dict[str, state_store.StateRow]  # stored rows from `first` to today
+    stale: list[str]  # ids of rows whose day has no history any more
+
+
+async def _window(tx: Transaction, user_id: str, start: dt.date, from_day: dt.date | None, end: dt.date) -> _Plan:
+    """Incremental when the look-back window fits after the first day of history and its seed rows
+    are stored (seed and stored rows come from one statement), else full from `start`."""
     if from_day is not None and from_day >= start + dt.timedelta(days=LOOKBACK_DAYS + RAMP_DAYS):
         window = from_day - dt.timedelta(days=LOOKBACK_DAYS)
-        seed = await state_store.read_seed(tx, user_id, window)
+        seed, stored, stale = await state_store.read_incremental(tx, user_id, window, from_day, end)
         if seed is not None:
-            return window, from_day, seed
-    return start, start, None
+            return _Plan(window, from_day, seed, stored, stale)
+    # Rows whose day lost its history: before the first day (data removed) or after today.
+    stored, stale = await state_store.read_for_compare(tx, user_id, start, end, stale_before=start)
+    return _Plan(start, start, None, stored, stale)
 
 
 async def _recompute_state(
@@ -173,23 +184,20 @@ async def _recompute_state(
     if start is None:  # no data (left): no rows at all
         stale = await state_store.ids_outside(tx, user_id, None, None)
     else:
-        window, first, seed = await _window(tx, user_id, start, from_day)
-        full = seed is None
-        # Rows whose day lost its history: before the first day (data removed) or after today.
-        stored, stale = await state_store.read_for_compare(
-            tx, user_id, first, end, stale_before=start if full else None
-        )
+        plan = await _window(tx, user_id, start, from_day, end)
+        full, stored, stale = plan.seed is None, plan.stored, plan.stale
+        first = plan.first
         if first > end:
             first = None
         else:
-            inputs = await read_inputs(tx, user_id, zone, window, end, known=known)
+            inputs = await read_inputs(tx, user_id, zone, plan.window, end, known=known)
             t1 = time.perf_counter()
             rows = compute_rows(
                 inputs,
-                pmc_seed=seed.pmc if seed else None,
-                acwr_seed=seed.acwr if seed else "zero",
+                pmc_seed=plan.seed.pmc if plan.seed else None,
+                acwr_seed=plan.seed.acwr if plan.seed else "zero",
                 settings=settings,
-                first=(first - window).days,
+                first=(first - plan.window).days,
             )
             compute_s = time.perf_counter() - t1
     t2 = time.perf_counter()

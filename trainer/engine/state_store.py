@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from trainer.analysis.pmc import RAMP_DAYS, PmcState
-from trainer.db import Queries, Transaction
+from trainer.db import Queries, Row, Transaction
 from trainer.store.stamps import record_deletion
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "delete_rows",
     "ids_outside",
     "read_for_compare",
+    "read_incremental",
     "read_rows",
     "read_seed",
     "row_id",
@@ -93,6 +94,11 @@ async def read_seed(db: Queries, user_id: str, window_start: dt.date) -> Seed | 
         first.isoformat(),
         last.isoformat(),
     )
+    return _seed(rows, last)
+
+
+def _seed(rows: Sequence[Row], last: dt.date) -> Seed | None:
+    """The seed from the rows of the RAMP_DAYS days up to `last`, in day order (None: a gap)."""
     if len(rows) != RAMP_DAYS or str(rows[-1]["day"]) != last.isoformat():
         return None
     end = rows[-1]
@@ -101,6 +107,33 @@ async def read_seed(db: Queries, user_id: str, window_start: dt.date) -> Seed | 
         PmcState(float(end["ctl"]), float(end["atl"]), history),
         (float(end["acwr_acute"]), float(end["acwr_chronic"])),
     )
+
+
+async def read_incremental(
+    db: Queries, user_id: str, window_start: dt.date, first: dt.date, end: dt.date
+) -> tuple[Seed | None, dict[str, StateRow], list[str]]:
+    """`read_seed(window_start)` and `read_for_compare(first, end, stale_before=None)` in one
+    statement (two index ranges, UNION ALL): an incremental recompute reads its seed and the rows
+    it compares in one trip to the database."""
+    seed_first = window_start - dt.timedelta(days=RAMP_DAYS)
+    seed_last = window_start - dt.timedelta(days=1)
+    lo = min(first, end + dt.timedelta(days=1))
+    if lo <= seed_last:  # overlapping ranges (today long before `first`): read them apart
+        return (
+            await read_seed(db, user_id, window_start),
+            *await read_for_compare(db, user_id, first, end, stale_before=None),
+        )
+    select = f"SELECT id, day, {', '.join(COLUMNS)} FROM {TABLE} WHERE user_id = $1"
+    rows = await db.fetch(
+        f"{select} AND day >= $2 AND day <= $3 UNION ALL {select} AND day >= $4 ORDER BY day",
+        user_id,
+        seed_first.isoformat(),
+        seed_last.isoformat(),
+        lo.isoformat(),
+    )
+    last_day = seed_last.isoformat()
+    split = next((i for i, r in enumerate(rows) if str(r["day"]) > last_day), len(rows))
+    return (_seed(rows[:split], seed_last), *_compare_and_stale(rows[split:], first, end, None))
 
 
 async def read_rows(db: Queries, user_id: str, start: dt.date, end: dt.date) -> dict[str, StateRow]:
@@ -127,6 +160,12 @@ async def read_for_compare(
         rows = await db.fetch(sql, user_id, lo.isoformat())
     else:
         rows = await db.fetch(f"SELECT id, day, {names} FROM {TABLE} WHERE user_id = $1 ORDER BY day", user_id)
+    return _compare_and_stale(rows, first, end, stale_before)
+
+
+def _compare_and_stale(
+    rows: Sequence[Row], first: dt.date, end: dt.date, stale_before: dt.date | None
+) -> tuple[dict[str, StateRow], list[str]]:
     lo_day = stale_before.isoformat() if stale_before is not None else ""
     first_day, end_day = first.isoformat(), end.isoformat()
     stored: dict[str, StateRow] = {}

@@ -5,7 +5,9 @@ Measured on SQLite (the embedded default), in one run:
   in memory: PMC, ACWR, monotony/strain, readiness, EWMA states) - goal < 200 ms;
 - a first full recompute (every row inserted), split into read / compute / write / plan time;
 - a full recompute that finds nothing changed (compare only, no stamp);
-- an incremental recompute after one late activity 10 days ago (the common ingest case).
+- an incremental recompute after one late activity 10 days ago (the common ingest case);
+- ingest-sized: an activities-only user with a month of history (the webhook benchmark's athletes,
+  bench/ingest.py), recomputed after each new activity - a full recompute of ~30 days each time.
 
 Run: python bench/recompute.py
 """
@@ -75,6 +77,29 @@ async def seed_user(db: Database, rng: np.random.Generator) -> str:
     return user.id
 
 
+async def month_of_activities(db: Database, rng: np.random.Generator) -> tuple[str, list[float]]:
+    """A month of history arriving one activity at a time, a recompute after each (seconds each)."""
+    user = await users.create(db, email=f"{uuid.uuid4().hex[:8]}@bench.example", password_hash="x")
+    await users.set_settings(db, user.id, SETTINGS.model_dump(mode="json"))
+    zone = user_zone(SETTINGS)
+    seconds = []
+    for i in range(30):
+        day = LAST - dt.timedelta(days=29 - i)
+        async with db.transaction() as tx:
+            await tx.execute(
+                """INSERT INTO activities (id, user_id, start_time, duration_s, training_load,
+                       created_stamp, updated_stamp) VALUES ($1, $2, $3, 3600, $4, 1, 1)""",
+                str(uuid.uuid4()),
+                user.id,
+                day_start_ms(day, zone) + 8 * 3_600_000,
+                float(rng.gamma(4.0, 20.0)),
+            )
+        t0 = time.perf_counter()
+        await recompute_user(db, user.id, day)
+        seconds.append(time.perf_counter() - t0)
+    return user.id, seconds
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:8.1f} ms"
 
@@ -121,6 +146,7 @@ async def main() -> int:
                             day_start_ms(day, user_zone(SETTINGS)) + 7 * 3_600_000,
                         )
                     late.append(await timed(db, u, day))
+                month = [t for _ in range(10) for t in (await month_of_activities(db, rng))[1]]
         finally:
             await db.close()
 
@@ -140,6 +166,7 @@ async def main() -> int:
     changed = late[0][1].changed
     print(f"  incremental after a late activity ({changed} rows)    {ms(total(late))}")
     print(f"    read {ms(i['read'])}  compute {ms(i['compute'])}  DB write {ms(i['write'])}")
+    print(f"  ingest-sized: a month of activities only, per event {ms(statistics.median(month))}   (median of 300)")
     print(f"  full recompute vs pure computation                 {total(first) / statistics.median(pure):8.1f} x")
     return 0
 

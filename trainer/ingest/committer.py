@@ -47,7 +47,8 @@ class GroupCommitter:
         self._waiting: list[_Waiting] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._max_writers = max(1, min(MAX_WRITERS, db.concurrent_writes))
-        self._rings: set[asyncio.Task[None]] = set()
+        self._to_ring: list[str] = []
+        self._ringer: asyncio.Task[None] | None = None
         self.ring_failures = 0
 
     async def record(self, plugin: str, events: Sequence[tuple[str, NewEvent]]) -> list[str]:
@@ -111,23 +112,27 @@ class GroupCommitter:
         return batch
 
     def _ring(self, row_ids: list[str]) -> None:
+        """Ring for these rows in the background. One ring at a time: rows committed while it is
+        on its way wait for it and go together in the next (each ring is a trip to the queue)."""
         if not row_ids or self.doorbell is None:
             return
-        task = asyncio.create_task(self._ring_now(row_ids))
-        self._rings.add(task)
-        task.add_done_callback(self._rings.discard)
+        self._to_ring.extend(row_ids)
+        if self._ringer is None or self._ringer.done():
+            self._ringer = asyncio.create_task(self._ring_while_pending())
 
-    async def _ring_now(self, row_ids: list[str]) -> None:
+    async def _ring_while_pending(self) -> None:
         """A failed ring is only latency: the sweeper rings the rows later."""
         assert self.doorbell is not None
-        try:
-            await self.doorbell(row_ids)
-        except Exception as exc:
-            self.ring_failures += 1
-            log.warning("could not ring the queue for %d event(s), the sweeper will: %s", len(row_ids), exc)
+        while self._to_ring:
+            row_ids, self._to_ring = self._to_ring, []
+            try:
+                await self.doorbell(row_ids)
+            except Exception as exc:
+                self.ring_failures += 1
+                log.warning("could not ring the queue for %d event(s), the sweeper will: %s", len(row_ids), exc)
 
     async def close(self) -> None:
         """Finish the commit in progress and the rings already started."""
-        pending = [t for t in (*self._writers, *self._rings) if not t.done()]
+        pending = [t for t in (*self._writers, self._ringer) if t is not None and not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)

@@ -22,9 +22,9 @@ async def recompute_from(db: Database, user_id: str, days: Iterable[dt.date]) ->
     earliest = min(days, default=None)
     if earliest is None:
         return
-    from trainer.engine.recompute import recompute_user
+    from trainer.engine.recompute import first_affected_day, recompute_user
 
     try:
-        await recompute_user(db, user_id, earliest - dt.timedelta(days=1))
+        await recompute_user(db, user_id, first_affected_day(earliest))
     except Exception:
         log.exception("recompute after new data failed")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from trainer.ingest import inbox
 from trainer.ingest.pipeline import Context, process_row
 from trainer.ingest.queue import IngestQueue
 from trainer.plugins import NewEvent
-from trainer.store import accounts
+from trainer.store import accounts, users
 from trainer.store.accounts import TokenCipher
 
 
@@ -54,6 +56,25 @@ async def test_an_event_becomes_a_stored_analysed_activity(context: Context, db:
     assert stored["source"] == NAME and stored["external_id"] == "a-1"
     assert stored["training_load"] is not None  # load_for ran on the average heart rate
     assert await db.fetchval("SELECT count(*) FROM daily_state WHERE user_id = $1", user_id) >= 1  # recomputed
+
+
+async def test_the_users_day_is_recomputed_when_the_activitys_own_offset_says_the_next(
+    context: Context, db: Database
+) -> None:
+    """An activity at 02:00 UTC recorded at +02:00 is on day D by its own clock, but on day D-1 for a
+    user in New York: the incremental recompute after it must start early enough to cover D-1."""
+    user_id = await connect(db, "a@example.com", "ext-1")
+    await users.set_settings(db, user_id, {"timezone": "America/New_York", "hrMax": 190, "hrRest": 50})
+    day = clock.now().date() - dt.timedelta(days=10)
+    late_evening = int(datetime.combine(day, dt.time(2, 0), tzinfo=UTC).timestamp())  # 21:00 the day before in NY
+    [first] = await record(db, user_id, event("early", start=late_evening - 150 * 86400))  # history long enough
+    assert await process_row(context, first) == "done"  # to make the next recompute incremental
+    [late] = await record(db, user_id, event("late", start=late_evening, utc_offset_s=7200))
+    assert await process_row(context, late) == "done"
+    assert (await inbox.get(db, late)).result["from_day"] == day.isoformat()  # the activity's own day
+    before = (day - dt.timedelta(days=1)).isoformat()
+    load = await db.fetchval("SELECT load FROM daily_state WHERE user_id = $1 AND day = $2", user_id, before)
+    assert load and load > 0
 
 
 async def test_processing_again_stores_the_activity_once(context: Context, db: Database) -> None:

@@ -149,6 +149,7 @@ def activity_for(event: InboxEvent) -> ImportedActivity:
             sport=Sport.RUN,
             name=f"Run {event.object_id}",
             start_time=datetime.fromtimestamp(start, tz=UTC),
+            utc_offset_s=event.payload.get("utc_offset_s"),
             duration_s=1800,
             distance_m=5000,
             avg_hr_bpm=145,

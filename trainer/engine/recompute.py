@@ -116,6 +116,13 @@ _KEYS = (
 )
 
 
+def first_affected_day(activity_day: dt.date) -> dt.date:
+    """The day to recompute from after a change on `activity_day`, a day taken in the activity's
+    own UTC offset: the daily state buckets activities in the user's time zone, where the same
+    moment can fall on the day before. One day earlier covers it (later days are recomputed anyway)."""
+    return activity_day - dt.timedelta(days=1)
+
+
 async def recompute_user(db: Database, user_id: str, from_day: dt.date | None = None) -> RecomputeResult:
     """Recompute the user's daily state from `from_day` (None: from the first day of history) up to
     the user's today, then re-apply the plan adaptation rules.

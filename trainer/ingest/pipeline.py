@@ -24,7 +24,7 @@ from typing import Any
 from trainer.activity_load import load_for
 from trainer.config import Settings
 from trainer.db import Database
-from trainer.engine.recompute import recompute_in
+from trainer.engine.recompute import first_affected_day, recompute_in
 from trainer.errors import TrainerError
 from trainer.ingest import hooks, inbox
 from trainer.ingest.backoff import retry_delay_s
@@ -194,7 +194,7 @@ async def complete(ctx: Context, row: InboxRow, changes: Changes) -> None:
     async with ctx.db.transaction() as tx:
         recomputed = None
         if changes.from_day is not None:
-            recomputed = await recompute_in(tx, row.user_id, changes.from_day)
+            recomputed = await recompute_in(tx, row.user_id, first_affected_day(changes.from_day))
         await inbox.finish(tx, row, "done")
         await hooks.on_activity_processed(tx, _processed_event(row, changes, recomputed))
 

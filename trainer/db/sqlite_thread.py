@@ -54,6 +54,14 @@ class ThreadConnection:
         if self._open_error is not None:
             raise self._open_error
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection itself, for work the caller runs on its own thread while no call is
+        pending (the connection must be opened with check_same_thread=False)."""
+        if self._conn is None or self._closing:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._conn
+
     async def call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work(connection)` on the connection's thread; one hop each way."""
         if self._closing or not self._thread.is_alive():

@@ -72,3 +72,35 @@ async def test_closed_connections_refuse_work_and_bad_paths_fail_to_open(tmp_pat
     broken = _connection(tmp_path / "no" / "such" / "dir" / "t.db")
     with pytest.raises(sqlite3.OperationalError):
         await broken.open()
+
+
+async def test_writes_wait_for_another_connections_lock_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Uncontended writes run on the loop's thread; a write lock held elsewhere (another process)
+    is waited for on the connection's thread, and the loop keeps serving meanwhile."""
+    from trainer.db.sqlite import SQLiteDatabase
+
+    db = SQLiteDatabase(f"sqlite:///{tmp_path / 'x.db'}")
+    await db.open()
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None, check_same_thread=False)
+    try:
+        await db.execute("CREATE TABLE t (n INTEGER)")
+        other.execute("BEGIN IMMEDIATE")
+
+        async def in_transaction() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (2)")
+
+        alone = asyncio.create_task(db.execute("INSERT INTO t VALUES (1)"))
+        transaction = asyncio.create_task(in_transaction())
+        ticks = 0
+        for _ in range(10):  # the loop runs while both wait for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not alone.done() and not transaction.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(alone, 10) == 1
+        await asyncio.wait_for(transaction, 10)
+        assert [r["n"] for r in await db.fetch("SELECT n FROM t ORDER BY n")] == [1, 2]
+    finally:
+        other.close()
+        await db.close()

@@ -107,9 +107,23 @@ def _begun(begin: str, work: Callable[[sqlite3.Connection], Any], conn: sqlite3.
     return work(conn)
 
 
-def _autocommit(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
-    """A write on its own: BEGIN IMMEDIATE, the statement, COMMIT, in one trip."""
-    _control(conn, "BEGIN IMMEDIATE")
+def _begin_now(conn: sqlite3.Connection, begin: str) -> bool:
+    """BEGIN without waiting for another connection's write lock: False (nothing begun) when it is
+    held, so the caller can wait for it on the connection's thread instead of the event loop's."""
+    _control(conn, "PRAGMA busy_timeout = 0")
+    try:
+        _control(conn, begin)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return False
+        raise
+    finally:
+        _control(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return True
+
+
+def _committed(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    """The statement of a begun autocommit write, then COMMIT (ROLLBACK on failure)."""
     try:
         result = work(conn)
         _control(conn, "COMMIT")
@@ -117,6 +131,12 @@ def _autocommit(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connect
         _rollback(conn)
         raise
     return result
+
+
+def _autocommit(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    """A write on its own: BEGIN IMMEDIATE, the statement, COMMIT, in one trip."""
+    _control(conn, "BEGIN IMMEDIATE")
+    return _committed(work, conn)
 
 
 def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
@@ -148,13 +168,13 @@ def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
 class SQLiteTransaction(Transaction):
     """Statements of one transaction; its BEGIN is sent with the first of them.
 
-    In a write transaction (`inline`), the statements after BEGIN IMMEDIATE run right here on the
-    event loop's thread instead of a trip to the connection's thread. Once BEGIN IMMEDIATE holds
-    the database's write lock, no statement of the transaction can wait for a lock (WAL readers
-    never block a writer), so running them inline only ever costs the statement's own work; a
-    trip would let every other coroutine of the loop run first, each time, while the only write
-    lock is held and every other writer waits. BEGIN (which may wait for another process's write)
-    and COMMIT (which may checkpoint the WAL to disk) still go to the thread.
+    A write transaction (`inline`) runs on the event loop's thread whenever it cannot wait: BEGIN
+    IMMEDIATE is tried without waiting, and once it holds the database's only write lock no
+    statement of the transaction can wait for a lock (WAL readers never block a writer). A trip to
+    the connection's thread would only let every other coroutine of the loop run first, each time,
+    while the lock is held and every other writer waits. When another process holds the lock,
+    BEGIN waits on the connection's thread instead. The cost accepted: a COMMIT that checkpoints
+    the WAL (every thousand pages or so) does that disk work on the loop's thread.
     """
 
     dialect = "sqlite"
@@ -171,11 +191,13 @@ class SQLiteTransaction(Transaction):
     async def _call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         begin, self._begin = self._begin, None
         if begin is not None:
+            if self._inline and self._conn.idle and _begin_now(self._conn.connection, begin):
+                return work(self._conn.connection)
             return await self._conn.call(partial(_begun, begin, work))
         return await self._run(work)
 
     async def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        if self._inline:
+        if self._inline and self._conn.idle:
             return work(self._conn.connection)
         return await self._conn.call(work)
 
@@ -205,7 +227,7 @@ class SQLiteTransaction(Transaction):
         if self._begin is not None:
             self._begin = ""  # closed: a statement after the end would run outside the transaction
             return
-        await self._conn.call(partial(_control, sql="COMMIT") if commit else _rollback)
+        await self._run(partial(_control, sql="COMMIT") if commit else _rollback)
 
 
 class SQLiteDatabase(Database):
@@ -281,7 +303,10 @@ class SQLiteDatabase(Database):
     async def _write_alone(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         self._refuse_nested()
         async with self._write_lock:
-            return await self.writer.call(partial(_autocommit, work))
+            writer = self.writer
+            if writer.idle and _begin_now(writer.connection, "BEGIN IMMEDIATE"):
+                return _committed(work, writer.connection)
+            return await writer.call(partial(_autocommit, work))
 
     def _refuse_nested(self) -> None:
         if self._in_transaction.get():
@@ -298,7 +323,7 @@ class SQLiteDatabase(Database):
                 yield tx
                 await tx.end(commit=True)
             except BaseException:
-                await self.writer.call(_rollback)
+                await tx.end(commit=False)
                 raise
             finally:
                 self._in_transaction.reset(token)

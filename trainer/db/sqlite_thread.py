@@ -46,6 +46,10 @@ class ThreadConnection:
         self._open_error: BaseException | None = None
         self._opened = threading.Event()
         self._closing = False
+        # Work submitted (counted by callers) and finished (counted by the thread): one writer each,
+        # so no lock is needed to tell whether the thread is idle.
+        self._submitted = 0
+        self._finished = 0
 
     async def open(self) -> None:
         """Start the thread and connect on it; raises what connecting raised."""
@@ -55,9 +59,14 @@ class ThreadConnection:
             raise self._open_error
 
     @property
+    def idle(self) -> bool:
+        """No submitted work is still running or waiting on the thread (a cancelled caller's may be)."""
+        return self._submitted == self._finished
+
+    @property
     def connection(self) -> sqlite3.Connection:
-        """The connection itself, for work the caller runs on its own thread while no call is
-        pending (the connection must be opened with check_same_thread=False)."""
+        """The connection itself, for work the caller runs on its own thread while the connection
+        is `idle` (it must be opened with check_same_thread=False)."""
         if self._conn is None or self._closing:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         return self._conn
@@ -67,6 +76,7 @@ class ThreadConnection:
         if self._closing or not self._thread.is_alive():
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._submitted += 1
         self._jobs.put((future, work))
         return await future
 
@@ -93,6 +103,8 @@ class ThreadConnection:
                     outcome: tuple[bool, Any] = (True, work(conn))
                 except BaseException as exc:
                     outcome = (False, exc)
+                finally:
+                    self._finished += 1
                 with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
                     future.get_loop().call_soon_threadsafe(_deliver, future, *outcome)
         finally:

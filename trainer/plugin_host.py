@@ -18,6 +18,7 @@ class CoreHost(PluginHost):
         self._secret = secret
         self._clients: dict[str, Any] = {}
         self._limits: dict[str, Any] = {}
+        self._cipher: Any = None
         self.db = db
 
     def http(self, plugin: Plugin) -> Any:
@@ -50,7 +51,9 @@ class CoreHost(PluginHost):
         from trainer.store.accounts import TokenCipher
         from trainer.token_refresh import fresh_tokens
 
-        return await fresh_tokens(self._database(), TokenCipher(self._secret), plugin, account, force=force)
+        if self._cipher is None:  # one key derivation per host, not one per vendor call
+            self._cipher = TokenCipher(self._secret)
+        return await fresh_tokens(self._database(), self._cipher, plugin, account, force=force)
 
     def rate_limits(self, plugin: Plugin) -> RateLimits:
         from trainer.rate_windows import DatabaseRateLimits

@@ -8,12 +8,13 @@
    counts them. Goal: trainer >= 0.5x the bare handler's requests/s.
 
 2. End to end: 1,000 Strava events queued in the inbox (the webhooks' rows, 20 for each of 50
-   athletes), rung all at once into a running `trainer worker` that processes them against a local
-   fake Strava (activity + 1 Hz streams per event): fetch, normalize, training load, store with
-   streams, recompute the user's daily state. Timed from the ring to the last event done; the
-   worker is warmed up first by one event of another athlete (its start-up, about a second of
-   imports, pools and plugins, is printed beside). Goal: >= 200 events/s on 2 cores (the fake, the
-   database and the worker share them).
+   athletes), rung all at once into running `trainer worker` processes (one, then one per CPU, as
+   the docs advise for using every core) that process them against a local fake Strava (activity
+   + 1 Hz streams per event): fetch, normalize, training load, store with streams, recompute the
+   user's daily state. Timed from the ring to the last event done; the workers are warmed up first
+   by one event per process, of other athletes (their start-up, about a second of imports, pools
+   and plugins, is printed beside). Goal: >= 200 events/s on 2 cores (the fake, the database and
+   the workers share them).
 
 Loopback only, bounded by --duration and --events. Prints figures; exits 0 unless something failed.
 
@@ -209,7 +210,7 @@ async def bench_ingest(args: argparse.Namespace, label: str, database_url: str, 
 
 
 async def bench_end_to_end(
-    args: argparse.Namespace, label: str, database_url: str, root: Path
+    args: argparse.Namespace, label: str, database_url: str, root: Path, processes: int
 ) -> tuple[int, float, float]:
     """(events, seconds from the ring to the last one done, worker start-up seconds)."""
     from tests.fakes.strava import FakeStrava
@@ -221,7 +222,7 @@ async def bench_end_to_end(
 
     fake = await FakeStrava().start()
     fake.usage.limit = fake.usage.read_limit = (10**7, 10**8)  # a bench is not a quota test
-    athletes = [fake.add_athlete() for _ in range(ATHLETES + 1)]  # the last one only warms the worker up
+    athletes = [fake.add_athlete() for _ in range(ATHLETES + processes)]  # the last ones only warm workers up
     config = write_config(root, database_url, fake.url, free_port())
     linked = await seed_accounts(config, {a: fake.issue_tokens(a) for a in athletes})
     settings = load_settings(config)
@@ -261,7 +262,7 @@ async def bench_end_to_end(
         command = trainer_command("worker", "--workers", str(args.workers))
         with ExitStack() as stack:
             launched = time.perf_counter()
-            procs = [stack.enter_context(process(command, env, root / f"worker{n}.log")) for n in range(args.processes)]
+            procs = [stack.enter_context(process(command, env, root / f"worker{n}.log")) for n in range(processes)]
 
             async def until(count: int) -> None:
                 deadline = time.perf_counter() + args.timeout
@@ -271,15 +272,16 @@ async def bench_end_to_end(
                         raise SystemExit(f"{label}: {finished} of {count} processed; worker log:\n{log}")
                     await asyncio.sleep(0.02)
 
-            await record(athletes[-1], now, queue.ring)  # one event: imports, pools and plugins warmed up
-            await until(1)
+            for athlete in athletes[ATHLETES:]:  # one event each: imports, pools and plugins warmed up
+                await record(athlete, now, queue.ring)
+            await until(processes)
             started = time.perf_counter()
             await queue.ring(queued)
-            await until(total + 1)
+            await until(total + processes)
             finished = time.perf_counter()
         stored = await db.fetchval("SELECT count(*) FROM activity_streams")
         failed = await db.fetchval("SELECT count(*) FROM inbox WHERE state <> 'done'")
-        if stored != total + 1 or failed:
+        if stored != total + processes or failed:
             raise SystemExit(f"{label}: {stored} activities with streams stored, {failed} events not done")
     finally:
         await db.close()
@@ -296,7 +298,8 @@ async def main_async(args: argparse.Namespace) -> int:
         f"database and fake vendor"
     )
     rows: list[tuple[Result, Result]] = []
-    e2e: list[tuple[str, int, float, float]] = []
+    e2e: list[tuple[str, int, int, float, float]] = []
+    worker_counts = [args.processes] if args.processes else sorted({1, os.cpu_count() or 1})
     with tempfile.TemporaryDirectory(prefix="trainer-bench-ingest-") as tmp:
         root = Path(tmp)
         backends: list[tuple[str, Callable[[str], str]]] = [("SQLite", lambda name: f"sqlite:///{root / name}.db")]
@@ -313,10 +316,13 @@ async def main_async(args: argparse.Namespace) -> int:
             backends.append(("PostgreSQL 16", pg_database))
         try:
             for n, (label, database) in enumerate(backends):
-                for part in ("ingest", "e2e"):
-                    (root / f"{part}-{n}").mkdir()
+                (root / f"ingest-{n}").mkdir()
                 rows.append(await bench_ingest(args, label, database(f"ingest_{n}"), root / f"ingest-{n}"))
-                e2e.append((label, *await bench_end_to_end(args, label, database(f"e2e_{n}"), root / f"e2e-{n}")))
+                for count in worker_counts:
+                    where = root / f"e2e-{n}-{count}"
+                    where.mkdir()
+                    run = await bench_end_to_end(args, label, database(f"e2e_{n}_{count}"), where, count)
+                    e2e.append((label, count, *run))
         finally:
             if pg is not None:
                 pg.cleanup()
@@ -336,14 +342,16 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"goal: durable ingest >= 0.5x bare -> {'met' if goal else 'NOT met'}")
 
     print(
-        f"\n2. end to end: {args.events} queued Strava events, {args.processes} x `trainer worker --workers "
-        f"{args.workers}`, fake Strava with {args.samples}-sample streams"
+        f"\n2. end to end: {args.events} queued Strava events, `trainer worker --workers {args.workers}` "
+        f"processes, fake Strava with {args.samples}-sample streams"
     )
-    print(f"{'database':<16} {'events':>7} {'seconds':>8} {'events/s':>9} {'worker start-up s':>18}")
-    for label, total, seconds, startup in e2e:
-        print(f"{label:<16} {total:>7} {seconds:>8.2f} {total / seconds:>9.0f} {startup:>18.2f}")
-    goal = all(total / seconds >= 200 for _l, total, seconds, _s in e2e)
-    print(f"goal: >= 200 events/s -> {'met' if goal else 'NOT met'}")
+    print(f"{'database':<16} {'workers':>8} {'events':>7} {'seconds':>8} {'events/s':>9} {'worker start-up s':>18}")
+    best: dict[str, float] = {}
+    for label, count, total, seconds, startup in e2e:
+        print(f"{label:<16} {count:>8} {total:>7} {seconds:>8.2f} {total / seconds:>9.0f} {startup:>18.2f}")
+        best[label] = max(best.get(label, 0.0), total / seconds)
+    goal = all(rate >= 200 for rate in best.values())
+    print(f"goal: >= 200 events/s with the best worker count -> {'met' if goal else 'NOT met'}")
     return 1 if errors else 0
 
 
@@ -354,7 +362,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="events for the end-to-end run (default 1000)")
     parser.add_argument("--samples", type=int, default=900, help="stream samples per activity (default 900)")
     parser.add_argument("--workers", type=int, default=16, help="events in flight per worker (default 16)")
-    parser.add_argument("--processes", type=int, default=1, help="`trainer worker` processes (default 1)")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="`trainer worker` processes (default: 1, then one per CPU)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up on the end-to-end run after this")
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)

@@ -9,7 +9,7 @@ import pytest
 from tests.sync.conftest import changes, ids, raw, record
 from trainer.errors import NotFound
 from trainer.store.stamps import next_stamp
-from trainer.sync.writes import delete_server_row, patch_server_rows, upsert_server_row
+from trainer.sync.writes import delete_server_row, insert_server_row, patch_server_rows, upsert_server_row
 
 
 async def test_a_server_write_reaches_every_device_including_the_last_editor(phone, tablet, db):
@@ -32,6 +32,24 @@ async def test_activities_are_identified_by_source_and_external_id(phone, db):
     assert first == second
     row = await db.fetchrow("SELECT name, start_time FROM activities WHERE id = $1", first)
     assert row == {"name": "Morning run", "start_time": 1_714_543_200_000}
+
+
+async def test_a_new_row_under_a_fresh_id_reaches_devices_as_created(phone, tablet, db):
+    t0 = (await tablet.pull(None))["timestamp"]
+    activity = {"source": "strava", "external_id": "s-1", "start_time": dt.datetime(2024, 5, 2, 7, tzinfo=dt.UTC)}
+    async with db.transaction() as tx:
+        stamp = await next_stamp(tx, phone.user_id)
+        row_id = await insert_server_row(tx, phone.user_id, "activities", {**activity, "trimp": 40.0}, stamp=stamp)
+    pulled = await tablet.pull(t0)
+    assert ids(pulled, "activities", "created") == [row_id]
+    assert record(pulled, "activities", row_id)["trimp"] == 40.0
+    async with db.transaction() as tx:
+        with pytest.raises(ValueError, match="makes its own id"):
+            await insert_server_row(tx, phone.user_id, "activities", {"id": row_id, **activity}, stamp=stamp)
+        with pytest.raises(ValueError, match="needs"):
+            await insert_server_row(
+                tx, phone.user_id, "activities", {"source": "strava", "external_id": "s-2"}, stamp=stamp
+            )
 
 
 async def test_one_stamp_for_a_batch_and_deletion_cascades(phone, db):

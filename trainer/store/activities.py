@@ -24,10 +24,9 @@ from trainer import clock
 from trainer.analysis import streams_codec
 from trainer.db import Queries, Row, Transaction
 from trainer.errors import NotFound
-from trainer.ids import new_id
 from trainer.normalized import Activity, ImportedActivity, Streams
 from trainer.store.stamps import next_stamp
-from trainer.sync.writes import delete_server_row, upsert_server_row
+from trainer.sync.writes import delete_server_row, insert_server_row, upsert_server_row
 
 __all__ = [
     "MATCH_WINDOW_S",
@@ -141,9 +140,8 @@ async def save_imported(
     existing = None if activity_id is None else await _row(tx, user_id, activity_id)
     columns = _columns(activity)
     if existing is None:
-        activity_id = new_id()
         patch = {k: v for k, v in columns.items() if v is not None} | _load_columns(load)
-        await upsert_server_row(tx, user_id, "activities", {"id": activity_id, **patch}, stamp=stamp)
+        activity_id = await insert_server_row(tx, user_id, "activities", patch, stamp=stamp)
         await _write_streams(tx, user_id, activity_id, imported.streams)
         await _link(tx, user_id, activity, activity_id, score)
         return SaveResult(activity_id, True, local_day(columns["start_time"], activity.utc_offset_s))

@@ -94,13 +94,25 @@ async def upsert(tx: Transaction, user_id: str, table: Table, row: Row, stamp: i
     sql = f"UPDATE {table.name} SET {sets} WHERE id = $1 AND user_id = $2"
     changed = await tx.execute(sql, row["id"], user_id, *values, stamp, device_id)
     if not changed:
-        names = ", ".join(("id", "user_id", *columns, "created_stamp", "updated_stamp", "changed_by_device"))
-        marks = placeholders(1, len(columns) + 2) + f", ${len(columns) + 3}, ${len(columns) + 3}, ${len(columns) + 4}"
-        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
+        sql = _insert_sql(table.name, columns) + " ON CONFLICT (id) DO NOTHING"
         changed = await tx.execute(sql, row["id"], user_id, *values, stamp, device_id)
     if changed:
         await forget_deletions(tx, user_id, table.name, [row["id"]])
     return bool(changed)
+
+
+async def insert_new(tx: Transaction, user_id: str, table: Table, row: Row, stamp: int, device_id: str | None) -> None:
+    """Insert a row under an id just made (`new_id()`): nothing can hold that id, nor a tombstone
+    of it, so one INSERT does what `upsert` needs three statements for."""
+    columns = tuple(k for k in row if k != "id")
+    await tx.execute(_insert_sql(table.name, columns), row["id"], user_id, *(row[c] for c in columns), stamp, device_id)
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """INSERT of one row: $1 id, $2 user, the columns, then the stamp (created and updated) and the device."""
+    names = ", ".join(("id", "user_id", *columns, "created_stamp", "updated_stamp", "changed_by_device"))
+    marks = placeholders(1, len(columns) + 2) + f", ${len(columns) + 3}, ${len(columns) + 3}, ${len(columns) + 4}"
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"
 
 
 async def upsert_many(

@@ -96,24 +96,8 @@ def compute_rows(
     ]
 
 
-# The row's keys in the order compute_rows zips its columns; state_store.COLUMNS must list the same.
-_KEYS = (
-    "day",
-    "load",
-    "ctl",
-    "atl",
-    "tsb",
-    "ramp",
-    "acwr",
-    "acwr_acute",
-    "acwr_chronic",
-    "monotony",
-    "strain",
-    "readiness_score",
-    "readiness_band",
-    "readiness_confidence",
-    "readiness_reasons",
-)
+# The row's keys in the order compute_rows zips its columns: the day, then the stored columns.
+_KEYS = ("day", *state_store.COLUMNS)
 
 
 def first_affected_day(activity_day: dt.date) -> dt.date:

@@ -4,23 +4,25 @@ Every JSON column read (settings, inbox payloads, daily state) is decoded here, 
 event, and orjson is several times faster. It differs from Python's json in two ways that matter:
 an integer beyond 64 bits comes back as a rounded float, and NaN/Infinity literals are refused.
 Text with a run of 19 or more digits therefore goes to the standard decoder, as does anything orjson
-refuses, so a stored value always decodes to what the standard library would give.
+refuses, so a value always decodes to what the standard library would give. The run is found by
+mapping every digit to "0" and searching for nineteen of them: two passes in C, a fraction of the
+decoding, where a regular expression took four times as long as orjson itself on a 50 kB body.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_MAYBE_BEYOND_64_BITS = re.compile(rb"\d{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_NINETEEN_DIGITS = b"0" * 19
 
 
 def loads(raw: bytes | str) -> Any:
     data = raw.encode() if isinstance(raw, str) else raw
-    if _MAYBE_BEYOND_64_BITS.search(data):
+    if _NINETEEN_DIGITS in data.translate(_DIGITS_AS_ZERO):  # maybe an integer beyond 64 bits
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -3,8 +3,9 @@
 WAL mode lets readers run beside the writer; every write goes through one connection behind an
 asyncio lock, and BEGIN IMMEDIATE plus busy_timeout serialize writers of other processes
 (`trainer worker` beside `trainer serve`). Each connection lives on a thread of its own
-(trainer/db/sqlite_thread.py) and every statement is one trip to it: the statement runs, its rows
-are fetched and named there, and a transaction's BEGIN travels with its first statement.
+(trainer/db/sqlite_thread.py) and a read is one trip to it: the statement runs, its rows are
+fetched and named there. Writes run on the event loop's thread whenever the write lock is free
+(see SQLiteTransaction) and go to the writer's thread only to wait for another process's lock.
 """
 
 from __future__ import annotations
@@ -149,9 +150,12 @@ def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
             check_same_thread=False,  # a write transaction's statements may run on the loop's thread
         )
         try:
-            for pragma in (f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}", "PRAGMA foreign_keys = ON"):
+            for pragma in (
+                f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA synchronous = NORMAL",
+            ):
                 _control(conn, pragma)
-            _control(conn, "PRAGMA synchronous = NORMAL")
             if wal:
                 conn.execute("PRAGMA journal_mode = WAL").fetchall()
         except BaseException:
@@ -183,10 +187,6 @@ class SQLiteTransaction(Transaction):
         self._conn = conn
         self._begin: str | None = begin
         self._inline = inline
-
-    @property
-    def begun(self) -> bool:
-        return self._begin is None
 
     async def _call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         begin, self._begin = self._begin, None

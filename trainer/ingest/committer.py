@@ -1,4 +1,4 @@
-"""Group commit for webhook requests: concurrent requests share one transaction.
+"""Group commit for webhook requests: concurrent requests share one commit.
 
 Every webhook must be in the database before it is answered, and a commit costs the same round
 trips whether it carries one event or a hundred (with SQLite it also holds the only write lock).

@@ -30,7 +30,7 @@ class ProcessedEvent:
     deleted: int = 0  # activities removed
     dailies: list[dt.date] = field(default_factory=list)  # days whose vendor summary changed
     disconnected: bool = False  # the vendor account was unlinked
-    from_day: dt.date | None = None  # earliest day recomputed
+    from_day: dt.date | None = None  # earliest day changed (the recompute starts a day before it)
     recompute: Any = None  # trainer.engine.recompute.RecomputeResult, when a recompute ran
 
 

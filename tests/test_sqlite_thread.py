@@ -104,3 +104,56 @@ async def test_writes_wait_for_another_connections_lock_without_blocking_the_loo
     finally:
         other.close()
         await db.close()
+
+
+async def test_commits_append_to_the_wal_and_a_thread_checkpoints_it(tmp_path: Path) -> None:
+    """A commit never copies the WAL into the database file (that fsyncs on the committer's thread,
+    the event loop's); the checkpointer thread does, soon after."""
+    from trainer.db import sqlite_checkpoint
+    from trainer.db.sqlite import SQLiteDatabase
+
+    path = tmp_path / "x.db"
+    db = SQLiteDatabase(f"sqlite:///{path}")
+    await db.open()
+    try:
+        assert db.checkpointer is not None
+        await asyncio.to_thread(db.checkpointer.stop)  # no ticks: only the commits run
+        await db.execute("CREATE TABLE t (n INTEGER, pad BLOB)")
+        before = path.stat().st_size
+        for n in range(300):  # about 2,400 pages, past SQLite's automatic checkpoint (1,000 pages)
+            await db.execute("INSERT INTO t VALUES ($1, randomblob(32000))", n)
+        assert path.stat().st_size == before  # every page is still only in the WAL
+        assert await db.fetchval("SELECT count(*) FROM t") == 300
+
+        ticking = sqlite_checkpoint.WalCheckpointer(
+            lambda: sqlite3.connect(path, check_same_thread=False), name="test-checkpoints", interval_s=0.01
+        )
+        await asyncio.to_thread(ticking.start)
+        for _ in range(500):
+            if ticking.checkpoints:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(ticking.stop)
+        assert ticking.checkpoints >= 1 and path.stat().st_size > 300 * 32000
+    finally:
+        await db.close()
+
+
+async def test_the_database_checkpoints_on_its_own_while_open(tmp_path: Path) -> None:
+    from trainer.db.sqlite import SQLiteDatabase
+
+    path = tmp_path / "x.db"
+    db = SQLiteDatabase(f"sqlite:///{path}")
+    await db.open()
+    try:
+        await db.execute("CREATE TABLE t (pad BLOB)")
+        await db.execute("INSERT INTO t VALUES (randomblob(100000))")
+        assert db.checkpointer is not None
+        for _ in range(500):
+            if db.checkpointer.checkpoints:
+                break
+            await asyncio.sleep(0.01)
+        assert db.checkpointer.checkpoints >= 1 and path.stat().st_size > 100000
+    finally:
+        await db.close()
+    assert db.checkpointer is None

@@ -23,6 +23,7 @@ from typing import Any
 
 from trainer import json_values
 from trainer.db.base import Database, Row, Transaction
+from trainer.db.sqlite_checkpoint import WalCheckpointer
 from trainer.db.sqlite_thread import ThreadConnection
 from trainer.errors import Unavailable
 
@@ -154,6 +155,7 @@ def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
                 f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA synchronous = NORMAL",
+                "PRAGMA wal_autocheckpoint = 0",  # a thread checkpoints (trainer/db/sqlite_checkpoint.py)
             ):
                 _control(conn, pragma)
             if wal:
@@ -177,8 +179,8 @@ class SQLiteTransaction(Transaction):
     statement of the transaction can wait for a lock (WAL readers never block a writer). A trip to
     the connection's thread would only let every other coroutine of the loop run first, each time,
     while the lock is held and every other writer waits. When another process holds the lock,
-    BEGIN waits on the connection's thread instead. The cost accepted: a COMMIT that checkpoints
-    the WAL (every thousand pages or so) does that disk work on the loop's thread.
+    BEGIN waits on the connection's thread instead. A COMMIT is only its WAL append: checkpoints,
+    with their fsyncs, run on a thread of their own (trainer/db/sqlite_checkpoint.py).
     """
 
     dialect = "sqlite"
@@ -242,6 +244,7 @@ class SQLiteDatabase(Database):
         self._readers: asyncio.Queue[ThreadConnection] = asyncio.Queue()
         self._all_readers: list[ThreadConnection] = []
         self._in_transaction = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
+        self.checkpointer: WalCheckpointer | None = None
 
     async def _open_connection(self, name: str, *, wal: bool) -> ThreadConnection:
         conn = ThreadConnection(_connect(self.path, wal=wal), name=f"trainer-sqlite-{name}")
@@ -257,11 +260,17 @@ class SQLiteDatabase(Database):
                 reader = await self._open_connection(f"reader{n}", wal=False)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
+            if self.path != ":memory:":
+                self.checkpointer = WalCheckpointer(_connect(self.path, wal=False), name="trainer-sqlite-checkpoints")
+                await asyncio.to_thread(self.checkpointer.start)
         except sqlite3.Error as exc:
             await self.close()
             raise Unavailable(f"cannot open SQLite database {self.path}: {exc}") from None
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
+            self.checkpointer = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()

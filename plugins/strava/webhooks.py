@@ -49,8 +49,9 @@ class StravaEvent(BaseModel):
 def dedupe_key(event: StravaEvent) -> str:
     """Strava sends no event id: a replay is recognized by everything the event says.
 
-    The event time leads the key: the inbox's unique index then grows at its end for each athlete
-    instead of at random places, which keeps the pages a batch of webhooks touches few.
+    The event time leads the key: the inbox's unique index (plugin, dedupe key, ...) then grows at
+    its end instead of at random places, so a batch of webhooks touches one of its pages, not one
+    per athlete.
     """
     parts = [
         event.subscription_id,

@@ -163,7 +163,7 @@ async def insert_many(q: Queries, rows: Sequence[tuple[str, str, NewEvent]]) -> 
     for plugin, user_id, event in rows:
         check_event(event)
         prepared.append((_row_ids.take(now), plugin, user_id, event, _bounded_key(event.dedupe_key)))
-    ordered = sorted(prepared, key=lambda r: (r[1], r[3].kind, r[2], r[4]))
+    ordered = sorted(prepared, key=lambda r: (r[1], r[4], r[3].kind, r[2]))  # the unique index's order
     new: set[str] = set()
     for first in range(0, len(ordered), ROWS_PER_STATEMENT):
         chunk = ordered[first : first + ROWS_PER_STATEMENT]

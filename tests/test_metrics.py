@@ -54,6 +54,30 @@ async def test_requests_are_labelled_by_route_template_never_by_path(client: Tes
     assert sample(text, "trainer_build_info", version=metrics.__version__) == 1
 
 
+def test_request_latency_is_a_cumulative_histogram_per_route() -> None:
+    """Requests of every status add up in their route's histogram; buckets count `le` (<=)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    counts = metrics.RequestCounts()
+    registry = CollectorRegistry()
+    registry.register(counts)
+    for seconds, status in ((0.004, 200), (0.005, 200), (0.02, 200), (0.3, 500), (45.0, 200)):
+        counts.observe("POST", "/webhooks/{a}", status, seconds)
+    counts.observe("BREW", "/webhooks/{a}", 405, 0.001)
+    text = generate_latest(registry).decode()
+    route = {"method": "POST", "route": "/webhooks/{a}"}
+    assert sample(text, "trainer_http_requests_total", **route, status="200") == 4
+    assert sample(text, "trainer_http_requests_total", **route, status="500") == 1
+    assert sample(text, "trainer_http_requests_total", method="other", route="/webhooks/{a}", status="405") == 1
+    assert sample(text, "trainer_http_request_duration_seconds_bucket", **route, le="0.005") == 2
+    assert sample(text, "trainer_http_request_duration_seconds_bucket", **route, le="0.025") == 3
+    assert sample(text, "trainer_http_request_duration_seconds_bucket", **route, le="0.5") == 4
+    assert sample(text, "trainer_http_request_duration_seconds_bucket", **route, le="30.0") == 4
+    assert sample(text, "trainer_http_request_duration_seconds_bucket", **route, le="+Inf") == 5
+    assert sample(text, "trainer_http_request_duration_seconds_count", **route) == 5
+    assert sample(text, "trainer_http_request_duration_seconds_sum", **route) == pytest.approx(45.329)
+
+
 async def test_trpc_results_by_procedure_including_batches(client: TestClient) -> None:
     auth = await register(client, "metrics@example.com")
     token = auth["accessToken"]

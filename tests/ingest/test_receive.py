@@ -64,6 +64,33 @@ async def test_concurrent_requests_share_commits(db: Database) -> None:
     assert len(await inbox.list_rows(db, limit=100)) == 50
 
 
+async def test_a_lone_event_rings_at_once_and_a_burst_rings_in_few_rings(db: Database) -> None:
+    """The doorbell is rung at most every RING_INTERVAL_S: batches committed in between go
+    together in the next ring, and none is left out."""
+    from trainer.ingest import committer as committer_module
+
+    user_id = await connect(db, "a@example.com", "ext-1")
+    rung: list[tuple[float, list[str]]] = []
+    loop = asyncio.get_running_loop()
+
+    async def doorbell(ids: Any) -> None:
+        rung.append((loop.time(), list(ids)))
+
+    committer = GroupCommitter(db, doorbell)
+    began = loop.time()
+    first = await committer.record(NAME, [(user_id, ev("o-first"))])
+    await asyncio.sleep(0)
+    assert rung and rung[0][1] == first and rung[0][0] - began < committer_module.RING_INTERVAL_S
+    recorded = list(first)
+    for i in range(20):  # one commit at a time, each one ringing
+        recorded += await committer.record(NAME, [(user_id, ev(f"o-{i}"))])
+    await committer.close()
+    assert sorted(i for _, ids in rung for i in ids) == sorted(recorded)
+    times = [at for at, _ in rung]
+    assert len(rung) < 21
+    assert all(b - a >= committer_module.RING_INTERVAL_S * 0.9 for a, b in zip(times, times[1:], strict=False))
+
+
 async def test_a_replay_in_the_same_batch_is_recorded_once(db: Database) -> None:
     user_id = await connect(db, "a@example.com", "ext-1")
     committer = GroupCommitter(db, None)

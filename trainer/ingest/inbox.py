@@ -245,27 +245,36 @@ async def claim(db: Database, row_id: str, token: str, *, slack_ms: int = 1000) 
     the queue's scheduler and the database) instead of leaving the row to the sweeper.
     """
     now = clock.now_ms()
-    # Look first without the write lock: most rows that are not claimable (claimed elsewhere, account
-    # busy, a duplicate ring) are turned away by a read; then claim with a conditional UPDATE that
-    # checks the same again under the lock.
-    found = await db.fetchrow(f"SELECT user_id, plugin FROM inbox {_CLAIMABLE}", row_id, now + slack_ms, now)
+    args = (row_id, now + slack_ms, now, token)
+    if db.dialect == "postgresql":
+        claimed = await db.fetchrow(f"SELECT {_COLUMNS} FROM inbox_claim($1, $2, $3, $4)", *args)
+    else:
+        claimed = await _claim_single_writer(db, *args)
+    return None if claimed is None else InboxRow.from_row(claimed)
+
+
+async def _claim_single_writer(db: Database, row_id: str, due: int, now: int, token: str) -> Row | None:
+    """SQLite's claim: look first without the write lock (most rows that are not claimable, claimed
+    elsewhere, account busy or a duplicate ring, are turned away by a read), then claim with a
+    conditional UPDATE that checks the same again under the single writer's lock.
+
+    PostgreSQL runs the same steps as one statement, the function `inbox_claim` (migration 0010),
+    which also takes the account's advisory lock before the UPDATE: there, two rows of one account
+    could otherwise both pass the NOT EXISTS on snapshots taken before the other's claim.
+    """
+    found = await db.fetchrow(f"SELECT user_id, plugin FROM inbox {_CLAIMABLE}", row_id, due, now)
     if found is None:
         return None
     async with db.transaction() as tx:
-        # PostgreSQL: claimers of one account queue here, so two rows of one account cannot both
-        # pass the NOT EXISTS on snapshots taken before the other's claim; SQLite's single writer
-        # already serializes them.
-        await tx.lock(f"inbox:{found['plugin']}:{found['user_id']}")
-        claimed = await tx.fetchrow(
+        return await tx.fetchrow(
             f"""UPDATE inbox SET state = 'processing', attempts = attempts + 1, locked_at = $3, locked_by = $4
                 {_CLAIMABLE}
                 RETURNING {_COLUMNS}""",
             row_id,
-            now + slack_ms,
+            due,
             now,
             token,
         )
-    return None if claimed is None else InboxRow.from_row(claimed)
 
 
 _CLAIMABLE = """WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2
@@ -277,7 +286,8 @@ _CLAIMABLE = """WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2
                      AND (other.received_at < inbox.received_at
                           OR (other.received_at = inbox.received_at AND other.id < inbox.id)))))"""
 """The row, if it is pending, due ($2), and first in line for its account: no other row of the
-account is processing, and none older is pending and due ($3)."""
+account is processing, and none older is pending and due ($3). PostgreSQL's `inbox_claim`
+(migration 0010) repeats it word for word; a change here needs a new migration of that function."""
 
 
 async def next_for_account(db: Queries, user_id: str, plugin: str) -> str | None:

@@ -1,0 +1,4 @@
+-- Nothing to do on SQLite: PostgreSQL's 0010 makes the inbox claim one statement (a function that
+-- takes the account's advisory lock, then updates). SQLite has a single writer, so its claim is a
+-- look and then a conditional UPDATE in a write transaction, as before (trainer/ingest/inbox.py).
+-- The file exists because both dialects ship the same migration numbers.

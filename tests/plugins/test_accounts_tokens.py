@@ -43,6 +43,19 @@ async def test_tokens_are_encrypted_at_rest(db: Database) -> None:
         await accounts.get(db, CIPHER, other, "strava")
 
 
+async def test_the_pipeline_reads_an_account_with_its_users_settings(db: Database) -> None:
+    user = await new_user(db, hrMax=190, timezone="Europe/Zurich")
+    tokens = TokenSet("access", "refresh", 2_000_000_000, "read", "77")
+    assert await accounts.get_with_settings(db, CIPHER, user, "strava") is None
+    async with db.transaction() as tx:
+        await accounts.save(tx, CIPHER, Account(user, "strava", "77", tokens))
+    account, settings = await accounts.get_with_settings(db, CIPHER, user, "strava")
+    assert account == await accounts.get(db, CIPHER, user, "strava")
+    assert account.tokens == tokens
+    assert settings == {"hrMax": 190, "timezone": "Europe/Zurich"}
+    assert await accounts.get_with_settings(db, CIPHER, user, "garmin") is None
+
+
 async def test_one_vendor_account_belongs_to_one_user(db: Database) -> None:
     first = await new_user(db, "a@example.com")
     second = await new_user(db, "b@example.com")

@@ -34,6 +34,7 @@ __all__ = [
     "find_by_external",
     "find_user_id",
     "get",
+    "get_with_settings",
     "list_for_user",
     "release_refresh",
     "save",
@@ -117,6 +118,24 @@ async def get(db: Queries, cipher: TokenCipher, user_id: str, plugin: str) -> Ac
         f"SELECT {_COLUMNS} FROM vendor_accounts WHERE user_id = $1 AND plugin = $2", user_id, plugin
     )
     return None if row is None else _account(cipher, row)
+
+
+_JOINED_COLUMNS = ", ".join(f"a.{name.strip()}" for name in _COLUMNS.split(","))
+
+
+async def get_with_settings(
+    db: Queries, cipher: TokenCipher, user_id: str, plugin: str
+) -> tuple[Account, dict[str, Any]] | None:
+    """The account and its user's settings (as stored, not validated) in one read: the ingest
+    pipeline needs both for every event, and on PostgreSQL each read is a round trip."""
+    row = await db.fetchrow(
+        f"""SELECT {_JOINED_COLUMNS}, u.settings AS user_settings
+            FROM vendor_accounts AS a JOIN users AS u ON u.id = a.user_id
+            WHERE a.user_id = $1 AND a.plugin = $2""",
+        user_id,
+        plugin,
+    )
+    return None if row is None else (_account(cipher, row), row["user_settings"])
 
 
 async def list_for_user(db: Queries, user_id: str) -> list[dict[str, Any]]:

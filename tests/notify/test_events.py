@@ -10,6 +10,7 @@ from trainer import clock
 from trainer.db import Database
 from trainer.ingest.hooks import ProcessedEvent, on_activity_processed
 from trainer.notify.outbox import list_for_user
+from trainer.profile import UserSettings
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 
@@ -56,6 +57,22 @@ async def test_a_red_morning_tells_of_the_plan_and_readiness_once_a_day(db: Data
         ("low_readiness", {"day": "2025-06-15", "readiness": 31.6}),
         ("plan_adapted", {"changed": 2, "reason": "readiness is low"}),
     ]
+
+
+async def test_the_settings_the_recompute_read_decide_the_users_day(db: Database):
+    """The hook takes the user's settings from the recompute that ran in the same transaction: here
+    they put the user at UTC+14, where it is already the 16th (no reading stored yet, so no low
+    readiness message), while the stored row says UTC (the 15th, red)."""
+    alice = await new_user(db, "alice@example.com")
+    with clock.frozen(T0):
+        await readiness_today(db, alice, 31.6, "red")
+        recompute = SimpleNamespace(plan_changes=0, settings=UserSettings(timezone="Pacific/Kiritimati"))
+        await hook(
+            db, ProcessedEvent("e1", alice, "garmin", "daily", dailies=[dt.date(2025, 6, 15)], recompute=recompute)
+        )
+        assert await messages(db, alice) == []
+        await hook(db, ProcessedEvent("e2", alice, "garmin", "daily", dailies=[dt.date(2025, 6, 15)]))
+    assert await messages(db, alice) == [("low_readiness", {"day": "2025-06-15", "readiness": 31.6})]
 
 
 async def test_green_days_and_unchanged_plans_say_nothing(db: Database):

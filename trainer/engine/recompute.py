@@ -43,6 +43,9 @@ class RecomputeResult:
     stamp: int | None  # the change stamp of the writes, None when nothing changed
     plan_changes: int = 0  # scheduled workouts / plans changed by the adaptation step
     timings: dict[str, float] = field(default_factory=dict)  # seconds: read, compute, write, plan
+    # The user's settings as read under the recompute's lock, for callers in the same transaction
+    # (the ingest pipeline's notification hook) that would otherwise read them again.
+    settings: UserSettings | None = field(default=None, compare=False, repr=False)
 
 
 def compute_rows(
@@ -132,7 +135,7 @@ async def recompute_in(tx: Transaction, user_id: str, from_day: dt.date | None =
     t0 = time.perf_counter()
     plan_changes = await adapt_after_recompute(tx, user_id, settings, from_day=result.first_day)
     timings["plan"] = time.perf_counter() - t0
-    return replace(result, plan_changes=plan_changes, timings=timings)
+    return replace(result, plan_changes=plan_changes, timings=timings, settings=settings)
 
 
 @dataclass(frozen=True, slots=True)

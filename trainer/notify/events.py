@@ -56,7 +56,9 @@ async def notify_processed(tx: Transaction, event: ProcessedEvent) -> list[str]:
 
 
 async def _notify(tx: Transaction, event: ProcessedEvent) -> list[str]:
-    settings = await _settings(tx, event.user_id)
+    settings = _recomputed_settings(event)
+    if settings is None:
+        settings = await _settings(tx, event.user_id)
     if settings is None:
         return []
     today = clock.now().astimezone(ZoneInfo(settings.timezone)).date()
@@ -86,6 +88,14 @@ async def _notify(tx: Transaction, event: ProcessedEvent) -> list[str]:
         params = {"vendor": event.plugin.replace("_", " ").title(), "plugin": event.plugin}
         written.append(await enqueue(tx, event.user_id, "connection_lost", "vendor_connection_lost", params, key))
     return [w for w in written if w is not None]
+
+
+def _recomputed_settings(event: ProcessedEvent) -> UserSettings | None:
+    """The settings the event's recompute read in this same transaction, if one ran: the user
+    exists and the settings are valid then (the recompute fails otherwise), so reading them again
+    would only cost a statement (a round trip on PostgreSQL)."""
+    settings = getattr(event.recompute, "settings", None)
+    return settings if isinstance(settings, UserSettings) else None
 
 
 async def _settings(tx: Transaction, user_id: str) -> UserSettings | None:

@@ -51,19 +51,17 @@ def dedupe_key(event: StravaEvent) -> str:
 
     The event time leads the key: the inbox's unique index (plugin, dedupe key, ...) then grows at
     its end instead of at random places, so a batch of webhooks touches one of its pages, not one
-    per athlete.
+    per athlete. The fields are validated integers and fixed words, so they are written as they
+    are; only `updates` (free text, e.g. a new title) is hashed, and only when there are any.
     """
-    parts = [
-        event.subscription_id,
-        event.owner_id,
-        event.object_type,
-        event.object_id,
-        event.aspect_type,
-        event.event_time,
-        sorted(event.updates.items()),
-    ]
-    digest = hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
-    return f"{event.event_time:012d}:{digest[:40]}"
+    key = (
+        f"{event.event_time:012d}:{event.subscription_id}:{event.owner_id}:{event.object_type}:"
+        f"{event.object_id}:{event.aspect_type}"
+    )
+    if event.updates:
+        updates = json.dumps(sorted(event.updates.items()), separators=(",", ":"))
+        key += ":" + hashlib.sha256(updates.encode()).hexdigest()[:40]
+    return key
 
 
 def verify(settings: StravaSettings, request: WebhookRequest) -> WebhookOutcome:

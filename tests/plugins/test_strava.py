@@ -364,3 +364,36 @@ async def test_backfill_pages_resumes_and_feeds_the_pipeline(
         assert await db.fetchval("SELECT count(*) FROM activities WHERE user_id = $1", account.user_id) == 12
     finally:
         await host.close()
+
+
+def test_the_dedupe_key_tells_replays_from_new_events() -> None:
+    """Strava has no event id: everything the event says is the key, led by its time (so the
+    inbox's unique index grows at its end); updates count whatever their order."""
+    from trainer_plugins.strava.webhooks import StravaEvent, dedupe_key
+
+    base: dict[str, Any] = {
+        "aspect_type": "update",
+        "event_time": 1_716_126_040,
+        "object_id": 1360128428,
+        "object_type": "activity",
+        "owner_id": 134815,
+        "subscription_id": SUBSCRIPTION_ID,
+        "updates": {"title": "Lunch Ride", "type": "Ride"},
+    }
+
+    def key(**change: Any) -> str:
+        return dedupe_key(StravaEvent.model_validate({**base, **change}))
+
+    assert key() == key(updates={"type": "Ride", "title": "Lunch Ride"})
+    assert key().startswith("001716126040:")
+    others = [
+        key(aspect_type="create"),
+        key(event_time=1_716_126_041),
+        key(object_id=1360128429),
+        key(object_type="athlete"),
+        key(owner_id=134816),
+        key(subscription_id=SUBSCRIPTION_ID + 1),
+        key(updates={"title": "Lunch Ride!", "type": "Ride"}),
+        key(updates={}),
+    ]
+    assert len({key(), *others}) == len(others) + 1

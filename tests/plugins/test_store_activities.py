@@ -52,6 +52,17 @@ async def test_upsert_is_keyed_by_source_and_external_id(db: Database) -> None:
     assert row["name"] == "Tempo run, windy" and row["updated_stamp"] > stamp
 
 
+async def test_a_row_stored_without_its_source_link_is_still_found_by_external_id(db: Database) -> None:
+    """Rows written before activity_sources existed have only their own (source, external_id)."""
+    user = await new_user(db)
+    first = await save(db, user, imported("strava", "1", START, name="Tempo"))
+    await db.execute("DELETE FROM activity_sources WHERE activity_id = $1", first.activity_id)
+    again = await save(db, user, imported("strava", "1", START + timedelta(hours=5), name="Tempo, later"))
+    assert (again.activity_id, again.created) == (first.activity_id, False)
+    assert [r["name"] for r in await rows(db, user)] == ["Tempo, later"]
+    assert await sources(db, first.activity_id) == {("strava", "1")}  # linked again
+
+
 async def test_the_same_workout_from_another_source_is_stored_once(db: Database) -> None:
     user = await new_user(db)
     from_file = await save(db, user, imported("file", "abc", START, distance_m=10_050, samples=600))

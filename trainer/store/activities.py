@@ -298,17 +298,14 @@ async def _row(db: Queries, user_id: str, activity_id: str) -> Row | None:
 
 
 async def _linked_id(db: Queries, user_id: str, source: str, external_id: str) -> str | None:
-    """The activity of (source, external_id): through activity_sources, else a row written without one."""
-    linked = await db.fetchval(
-        "SELECT activity_id FROM activity_sources WHERE user_id = $1 AND source = $2 AND external_id = $3",
-        user_id,
-        source,
-        external_id,
-    )
-    if linked is not None:
-        return linked
+    """The activity of (source, external_id): through activity_sources, else a row written without one.
+
+    One statement (COALESCE evaluates its second lookup only when the first finds nothing): every
+    imported activity asks this, and on PostgreSQL each statement is a round trip."""
     return await db.fetchval(
-        "SELECT id FROM activities WHERE user_id = $1 AND source = $2 AND external_id = $3",
+        """SELECT COALESCE(
+               (SELECT activity_id FROM activity_sources WHERE user_id = $1 AND source = $2 AND external_id = $3),
+               (SELECT id FROM activities WHERE user_id = $1 AND source = $2 AND external_id = $3))""",
         user_id,
         source,
         external_id,

@@ -77,7 +77,7 @@ async def test_closed_connections_refuse_work_and_bad_paths_fail_to_open(tmp_pat
 async def test_writes_wait_for_another_connections_lock_without_blocking_the_loop(tmp_path: Path) -> None:
     """Uncontended writes run on the loop's thread; a write lock held elsewhere (another process)
     is waited for on the connection's thread, and the loop keeps serving meanwhile."""
-    from trainer.db.sqlite import SQLiteDatabase
+    from trainer.db.sqlite import BUSY_TIMEOUT_MS, SQLiteDatabase
 
     db = SQLiteDatabase(f"sqlite:///{tmp_path / 'x.db'}")
     await db.open()
@@ -101,6 +101,10 @@ async def test_writes_wait_for_another_connections_lock_without_blocking_the_loo
         assert await asyncio.wait_for(alone, 10) == 1
         await asyncio.wait_for(transaction, 10)
         assert [r["n"] for r in await db.fetch("SELECT n FROM t ORDER BY n")] == [1, 2]
+        # Only the waiting BEGINs waited: the writer is back to never waiting, readers still wait.
+        assert db.writer.connection.execute("PRAGMA busy_timeout").fetchone() == (0,)
+        async with db.snapshot() as snap:
+            assert await snap.fetchval("PRAGMA busy_timeout") == BUSY_TIMEOUT_MS
     finally:
         other.close()
         await db.close()

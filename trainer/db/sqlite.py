@@ -104,23 +104,37 @@ def _rollback(conn: sqlite3.Connection) -> None:
         _control(conn, "ROLLBACK")
 
 
+def _begin_waiting(conn: sqlite3.Connection, begin: str) -> None:
+    """BEGIN on the connection's thread, waiting up to BUSY_TIMEOUT_MS for another process's write
+    lock (the writer's timeout is 0 otherwise: see `_connect`)."""
+    _control(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        _control(conn, begin)
+    finally:
+        _control(conn, "PRAGMA busy_timeout = 0")
+
+
 def _begun(begin: str, work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    """A reader's BEGIN (its connection waits on its own), then the first statement."""
     _control(conn, begin)
+    return work(conn)
+
+
+def _write_begun(begin: str, work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
+    """The writer's BEGIN, waiting for another process's lock, then the first statement."""
+    _begin_waiting(conn, begin)
     return work(conn)
 
 
 def _begin_now(conn: sqlite3.Connection, begin: str) -> bool:
     """BEGIN without waiting for another connection's write lock: False (nothing begun) when it is
     held, so the caller can wait for it on the connection's thread instead of the event loop's."""
-    _control(conn, "PRAGMA busy_timeout = 0")
     try:
         _control(conn, begin)
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return False
         raise
-    finally:
-        _control(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return True
 
 
@@ -137,11 +151,16 @@ def _committed(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connecti
 
 def _autocommit(work: Callable[[sqlite3.Connection], Any], conn: sqlite3.Connection) -> Any:
     """A write on its own: BEGIN IMMEDIATE, the statement, COMMIT, in one trip."""
-    _control(conn, "BEGIN IMMEDIATE")
+    _begin_waiting(conn, "BEGIN IMMEDIATE")
     return _committed(work, conn)
 
 
-def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
+def _connect(path: str, *, wal: bool, writer: bool = False) -> Callable[[], sqlite3.Connection]:
+    """Readers wait up to BUSY_TIMEOUT_MS for a lock (rare in WAL mode). The writer never waits
+    unless its BEGIN asks to: once BEGIN IMMEDIATE holds the write lock no statement of the
+    transaction waits for one, and a BEGIN that must not wait (on the event loop's thread) then
+    needs no statements around it to turn the timeout off and on again."""
+
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(
             path,
@@ -160,6 +179,8 @@ def _connect(path: str, *, wal: bool) -> Callable[[], sqlite3.Connection]:
                 _control(conn, pragma)
             if wal:
                 conn.execute("PRAGMA journal_mode = WAL").fetchall()
+            if writer:
+                _control(conn, "PRAGMA busy_timeout = 0")
         except BaseException:
             conn.close()
             raise
@@ -193,9 +214,11 @@ class SQLiteTransaction(Transaction):
     async def _call(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
         begin, self._begin = self._begin, None
         if begin is not None:
-            if self._inline and self._conn.idle and _begin_now(self._conn.connection, begin):
+            if not self._inline:
+                return await self._conn.call(partial(_begun, begin, work))
+            if self._conn.idle and _begin_now(self._conn.connection, begin):
                 return work(self._conn.connection)
-            return await self._conn.call(partial(_begun, begin, work))
+            return await self._conn.call(partial(_write_begun, begin, work))
         return await self._run(work)
 
     async def _run(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -246,8 +269,8 @@ class SQLiteDatabase(Database):
         self._in_transaction = contextvars.ContextVar(f"sqlite-tx-{id(self)}", default=False)
         self.checkpointer: WalCheckpointer | None = None
 
-    async def _open_connection(self, name: str, *, wal: bool) -> ThreadConnection:
-        conn = ThreadConnection(_connect(self.path, wal=wal), name=f"trainer-sqlite-{name}")
+    async def _open_connection(self, name: str, *, wal: bool, writer: bool = False) -> ThreadConnection:
+        conn = ThreadConnection(_connect(self.path, wal=wal, writer=writer), name=f"trainer-sqlite-{name}")
         await conn.open()
         return conn
 
@@ -255,7 +278,7 @@ class SQLiteDatabase(Database):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await self._open_connection("writer", wal=self.path != ":memory:")
+            self._writer = await self._open_connection("writer", wal=self.path != ":memory:", writer=True)
             for n in range(self._readers_wanted):
                 reader = await self._open_connection(f"reader{n}", wal=False)
                 self._all_readers.append(reader)

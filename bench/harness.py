@@ -8,6 +8,7 @@ driven by the same load generator in the same run.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -30,10 +31,16 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_s: float | None = None  # CPU time the server process used meanwhile (Linux only)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def server_cpu_us(self) -> float | None:
+        """The server's CPU time per request, in microseconds."""
+        return None if self.server_cpu_s is None or not self.requests else self.server_cpu_s / self.requests * 1e6
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -55,6 +62,15 @@ def bare_server(port: int) -> None:
     app = web.Application()
     app.router.add_route("*", "/ok", ok)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, loop=loop_factory()())
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process (all its threads) from /proc; None where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import dataclasses  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
@@ -45,7 +46,16 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 
 import aiohttp  # noqa: E402
 
-from bench.harness import Result, bare_server, free_port, process, tail, trainer_command, wait_until_up  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Result,
+    bare_server,
+    cpu_seconds,
+    free_port,
+    process,
+    tail,
+    trainer_command,
+    wait_until_up,
+)
 
 SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 PATH_TOKEN = "Bench-Path-Token_0123456789abcdef"
@@ -135,6 +145,15 @@ async def drive(url: str, bodies: Iterator[bytes], concurrency: int, duration_s:
     return Result(url, len(latencies), errors, elapsed, latencies)
 
 
+async def measured(pid: int, run: Awaitable[Result]) -> Result:
+    """`run`'s result with the CPU time the server process `pid` used meanwhile."""
+    before = cpu_seconds(pid)
+    result = await run
+    after = cpu_seconds(pid)
+    used = None if before is None or after is None else after - before
+    return dataclasses.replace(result, server_cpu_s=used)
+
+
 def strava_events(athletes: list[int], start_id: int) -> Iterator[bytes]:
     """Distinct create events (each one a new inbox row), round-robin over the athletes."""
     now = int(time.time())
@@ -181,8 +200,8 @@ async def bench_ingest(args: argparse.Namespace, label: str, database_url: str, 
             await drive(bare, bodies, args.concurrency, 1.0)  # warm-up: connections, caches, code paths
             await drive(webhook, bodies, args.concurrency, 1.0)
             before = await count_inbox(config)
-            bare_result = await drive(bare, bodies, args.concurrency, args.duration)
-            ingest_result = await drive(webhook, bodies, args.concurrency, args.duration)
+            bare_result = await measured(bare_proc.pid, drive(bare, bodies, args.concurrency, args.duration))
+            ingest_result = await measured(serve_proc.pid, drive(webhook, bodies, args.concurrency, args.duration))
             recorded = await count_inbox(config) - before
     finally:
         await fake.close()
@@ -195,6 +214,7 @@ async def bench_ingest(args: argparse.Namespace, label: str, database_url: str, 
             bare_result.errors,
             bare_result.seconds,
             bare_result.latencies_ms,
+            bare_result.server_cpu_s,
         ),
         Result(
             f"durable ingest ({label})",
@@ -202,6 +222,7 @@ async def bench_ingest(args: argparse.Namespace, label: str, database_url: str, 
             ingest_result.errors,
             ingest_result.seconds,
             ingest_result.latencies_ms,
+            ingest_result.server_cpu_s,
         ),
     )
 
@@ -328,18 +349,23 @@ async def main_async(args: argparse.Namespace) -> int:
                 pg.cleanup()
 
     print(f"\n1. durable webhook ingest: {args.concurrency} concurrent keep-alive clients, {args.duration:g} s each")
-    print(f"{'target':<34} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+    print(
+        f"{'target':<34} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} "
+        f"{'server CPU us/req':>18}"
+    )
     errors = 0
     for bare, ingest in rows:
         for r in (bare, ingest):
             ratio = f"{r.rate / bare.rate:.2f}" if bare.rate else "-"
+            cpu = f"{r.server_cpu_us:.0f}" if r.server_cpu_us is not None else "-"
             print(
                 f"{r.name:<34} {r.requests:>9} {r.errors:>7} {r.rate:>8.0f} {r.percentile(50):>8.2f} "
-                f"{r.percentile(99):>8.2f} {ratio:>6}"
+                f"{r.percentile(99):>8.2f} {ratio:>6} {cpu:>18}"
             )
             errors += r.errors
     goal = all(i.rate >= 0.5 * b.rate for b, i in rows)
     print(f"goal: durable ingest >= 0.5x bare -> {'met' if goal else 'NOT met'}")
+    print("(server CPU: the server process alone; PostgreSQL's own processes and the load generator not counted)")
 
     print(
         f"\n2. end to end: {args.events} queued Strava events, `trainer worker --workers {args.workers}` "

@@ -4,8 +4,9 @@
    Strava webhook events (path token, the Strava plugin's validation, account lookup, one inbox row
    committed per event, the doorbell rung in the SQLite queue file) against a bare aiohttp app whose
    one handler reads the body and answers 200 OK - both as their own process, driven in turn by the
-   same keep-alive load generator over loopback. Every accepted event is a committed row: the bench
-   counts them. Goal: trainer >= 0.5x the bare handler's requests/s.
+   same keep-alive load generator over loopback, alternating in --rounds rounds so that a shared
+   machine's slow spells fall on both. Every accepted event is a committed row: the bench counts
+   them. Goal: trainer >= 0.5x the bare handler's requests/s.
 
 2. End to end: 1,000 Strava events queued in the inbox (the webhooks' rows, 20 for each of 50
    athletes), rung all at once into running `trainer worker` processes (one, then one per CPU, as
@@ -18,7 +19,8 @@
 
 Loopback only, bounded by --duration and --events. Prints figures; exits 0 unless something failed.
 
-Run: python bench/ingest.py [--duration 5] [--concurrency 32] [--events 1000] [--workers 16] [--sqlite-only]
+Run: python bench/ingest.py [--duration 5] [--rounds 5] [--concurrency 32] [--events 1000] [--workers 16]
+     [--sqlite-only]
 """
 
 from __future__ import annotations
@@ -200,30 +202,33 @@ async def bench_ingest(args: argparse.Namespace, label: str, database_url: str, 
             await drive(bare, bodies, args.concurrency, 1.0)  # warm-up: connections, caches, code paths
             await drive(webhook, bodies, args.concurrency, 1.0)
             before = await count_inbox(config)
-            bare_result = await measured(bare_proc.pid, drive(bare, bodies, args.concurrency, args.duration))
-            ingest_result = await measured(serve_proc.pid, drive(webhook, bodies, args.concurrency, args.duration))
+            bare_runs, ingest_runs = [], []
+            for _ in range(args.rounds):  # alternated: a machine that slows down for a while slows both
+                share = args.duration / args.rounds
+                bare_runs.append(await measured(bare_proc.pid, drive(bare, bodies, args.concurrency, share)))
+                ingest_runs.append(await measured(serve_proc.pid, drive(webhook, bodies, args.concurrency, share)))
             recorded = await count_inbox(config) - before
     finally:
         await fake.close()
+    bare_result, ingest_result = (
+        combined(f"bare aiohttp ({label})", bare_runs),
+        combined(f"durable ingest ({label})", ingest_runs),
+    )
     if recorded != ingest_result.requests - ingest_result.errors:
         raise SystemExit(f"{label}: {ingest_result.requests} webhooks answered but {recorded} inbox rows committed")
-    return (
-        Result(
-            f"bare aiohttp ({label})",
-            bare_result.requests,
-            bare_result.errors,
-            bare_result.seconds,
-            bare_result.latencies_ms,
-            bare_result.server_cpu_s,
-        ),
-        Result(
-            f"durable ingest ({label})",
-            ingest_result.requests,
-            ingest_result.errors,
-            ingest_result.seconds,
-            ingest_result.latencies_ms,
-            ingest_result.server_cpu_s,
-        ),
+    return bare_result, ingest_result
+
+
+def combined(name: str, runs: list[Result]) -> Result:
+    """One result for the rounds of one target: requests, time and CPU summed, latencies pooled."""
+    cpu = [r.server_cpu_s for r in runs]
+    return Result(
+        name,
+        sum(r.requests for r in runs),
+        sum(r.errors for r in runs),
+        sum(r.seconds for r in runs),
+        [ms for r in runs for ms in r.latencies_ms],
+        None if None in cpu else sum(c for c in cpu if c is not None),
     )
 
 
@@ -348,7 +353,10 @@ async def main_async(args: argparse.Namespace) -> int:
             if pg is not None:
                 pg.cleanup()
 
-    print(f"\n1. durable webhook ingest: {args.concurrency} concurrent keep-alive clients, {args.duration:g} s each")
+    print(
+        f"\n1. durable webhook ingest: {args.concurrency} concurrent keep-alive clients, {args.duration:g} s each, "
+        f"alternated in {args.rounds} rounds"
+    )
     print(
         f"{'target':<34} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} "
         f"{'server CPU us/req':>18}"
@@ -385,6 +393,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per ingest target (default 5)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent webhook senders (default 32)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="bare and trainer alternate this many times within --duration (default 5)"
+    )
     parser.add_argument("--events", type=int, default=1000, help="events for the end-to-end run (default 1000)")
     parser.add_argument("--samples", type=int, default=900, help="stream samples per activity (default 900)")
     parser.add_argument("--workers", type=int, default=16, help="events in flight per worker (default 16)")

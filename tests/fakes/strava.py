@@ -38,6 +38,7 @@ CLIENT_ID = "4242"
 CLIENT_SECRET = "fake-strava-client-secret"
 VERIFY_TOKEN = "fake-strava-verify-token"
 ACCESS_TTL_S = 6 * 3600
+RATE_HEADERS = web.RequestKey("rate_headers", dict)  # the usage headers every API answer carries
 _AUTH_ERROR = {
     "message": "Authorization Error",
     "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}],
@@ -339,7 +340,7 @@ class FakeStrava(FakeServer):
         grant = self.access.get(token) if scheme == "Bearer" else None
         if grant is None or grant.expires_at <= clock.now_s():
             return None, web.json_response(_AUTH_ERROR, status=401, headers=headers)
-        request["rate_headers"] = headers
+        request[RATE_HEADERS] = headers
         return self.athletes[grant.athlete_id], None
 
     async def _activity(self, request: web.Request) -> web.Response:
@@ -349,8 +350,8 @@ class FakeStrava(FakeServer):
         assert athlete is not None
         data = athlete.activities.get(int(request.match_info["id"]))
         if data is None:
-            return web.json_response(_NOT_FOUND, status=404, headers=request["rate_headers"])
-        return web.json_response(data, headers=request["rate_headers"])
+            return web.json_response(_NOT_FOUND, status=404, headers=request[RATE_HEADERS])
+        return web.json_response(data, headers=request[RATE_HEADERS])
 
     async def _streams(self, request: web.Request) -> web.Response:
         athlete, refused = await self._api(request)
@@ -359,18 +360,18 @@ class FakeStrava(FakeServer):
         assert athlete is not None
         activity_id = int(request.match_info["id"])
         if activity_id not in athlete.activities:
-            return web.json_response(_NOT_FOUND, status=404, headers=request["rate_headers"])
+            return web.json_response(_NOT_FOUND, status=404, headers=request[RATE_HEADERS])
         streams = athlete.streams.get(activity_id, {})
         keys = request.query.get("keys", "").split(",")
         wanted = {k: v for k, v in streams.items() if k in keys or k in ("distance",)}
         body = athlete.stream_bodies.get(activity_id)
         if request.query.get("key_by_type") == "true" and body is not None and len(wanted) == len(streams):
             return web.Response(
-                body=body, content_type="application/json", charset="utf-8", headers=request["rate_headers"]
+                body=body, content_type="application/json", charset="utf-8", headers=request[RATE_HEADERS]
             )
         if request.query.get("key_by_type") == "true":
-            return web.json_response(wanted, headers=request["rate_headers"])
-        return web.json_response([{"type": k, **v} for k, v in wanted.items()], headers=request["rate_headers"])
+            return web.json_response(wanted, headers=request[RATE_HEADERS])
+        return web.json_response([{"type": k, **v} for k, v in wanted.items()], headers=request[RATE_HEADERS])
 
     async def _athlete_activities(self, request: web.Request) -> web.Response:
         athlete, refused = await self._api(request)
@@ -390,7 +391,7 @@ class FakeStrava(FakeServer):
         summaries = [
             {k: v for k, v in a.items() if k not in ("calories", "device_name")} | {"resource_state": 2} for a in chosen
         ]
-        return web.json_response(summaries[(page - 1) * per_page : page * per_page], headers=request["rate_headers"])
+        return web.json_response(summaries[(page - 1) * per_page : page * per_page], headers=request[RATE_HEADERS])
 
     async def _subscribe(self, request: web.Request) -> web.Response:
         """Like Strava: validate the callback with a GET (2 s budget) while this request is open."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_log import AccessLogger
 from aiohttp.web_request import BaseRequest
@@ -19,7 +20,7 @@ from aiohttp.web_response import StreamResponse
 
 from trainer.ingest.paths import PREFIX
 
-ROUTE_KEY = "trainer.webhook_route"
+ROUTE_KEY = web.RequestKey("trainer.webhook_route", str)
 """Set on the request by the webhook handler once the path token matched: "<plugin>/<kind>"."""
 
 

@@ -1,4 +1,9 @@
-"""Decoding the JSON values the databases hand back: orjson's speed, the standard library's results.
+"""The JSON values stored in the databases: one encoder for what goes in, and a decoder with
+orjson's speed and the standard library's results for what comes back.
+
+Encoding is the standard library's, compact, refusing NaN and Infinity (PostgreSQL's jsonb has no
+literal for them, and SQLite must store the same text), through one encoder object: json.dumps with
+arguments builds a new encoder on every call, a third of the cost for a small value.
 
 Every JSON column read (settings, inbox payloads, daily state) is decoded here, dozens per processed
 event, and orjson is several times faster. It differs from Python's json in two ways that matter:
@@ -15,6 +20,10 @@ import json
 from typing import Any
 
 import orjson
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+dumps = _ENCODER.encode
+"""Compact JSON text of a value; ValueError for NaN or Infinity, TypeError for what JSON cannot hold."""
 
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
 _NINETEEN_DIGITS = b"0" * 19

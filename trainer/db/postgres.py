@@ -5,7 +5,6 @@ Codecs make rows look like SQLite's: jsonb/json as Python objects, date as ISO t
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,17 +16,13 @@ from trainer.db.base import Database, Row, Transaction
 from trainer.errors import Unavailable
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
 def _date_text(value: Any) -> str:
     return value if isinstance(value, str) else value.isoformat()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=_dumps, decoder=json_values.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=json_values.dumps, decoder=json_values.loads, schema="pg_catalog")
     await conn.set_type_codec("date", encoder=_date_text, decoder=str, schema="pg_catalog", format="text")
 
 

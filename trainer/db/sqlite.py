@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -43,7 +42,7 @@ def to_sqlite(sql: str) -> str:
 
 def _param(value: Any) -> Any:
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+        return json_values.dumps(value)
     return value
 
 

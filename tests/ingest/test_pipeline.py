@@ -121,6 +121,36 @@ async def test_finishing_rings_the_accounts_next_event(context: Context, db: Dat
     assert queue.pending() == before + 1  # the doorbell for the next one
 
 
+async def test_a_job_works_through_the_accounts_backlog(context: Context, db: Database, queue: IngestQueue) -> None:
+    user_id = await connect(db, "a@example.com", "ext-1")
+    ids = await record(db, user_id, *(event(f"a-{n}", ago_s=100 - n) for n in range(5)))
+    before = queue.pending()
+    assert await process_row(context, ids[0], chain=3) == "done"
+    states = [(await inbox.get(db, row_id)).state for row_id in ids]
+    assert states == ["done", "done", "done", "pending", "pending"]  # oldest first, three in all
+    assert queue.pending() == before + 1  # the chain ended with one due: rung for whoever runs next
+    assert await process_row(context, ids[3], chain=3) == "done"
+    assert (await inbox.get(db, ids[4])).state == "done"
+    assert queue.pending() == before + 1  # nothing left to ring
+    assert await activity_count(db, user_id) == 5
+
+
+async def test_a_stopping_worker_rings_instead_of_chaining(context: Context, db: Database, queue: IngestQueue) -> None:
+    user_id = await connect(db, "a@example.com", "ext-1")
+    first, second = await record(db, user_id, event("a-1", ago_s=100), event("a-2", ago_s=50))
+    before = queue.pending()
+    assert await process_row(replace(context, stopping=lambda: True), first, chain=10) == "done"
+    assert (await inbox.get(db, second)).state == "pending"
+    assert queue.pending() == before + 1
+
+
+async def test_a_chain_goes_on_past_an_event_that_waits_for_its_retry(context: Context, db: Database) -> None:
+    user_id = await connect(db, "a@example.com", "ext-1")
+    first, second = await record(db, user_id, event("a-1", "retry", ago_s=100), event("a-2", ago_s=50))
+    assert await process_row(context, first, chain=10) == "pending"  # its retry is not due yet
+    assert (await inbox.get(db, second)).state == "done"  # as a ring would have had it processed
+
+
 async def test_transient_failures_back_off_with_jitter(context: Context, db: Database, queue: IngestQueue) -> None:
     user_id = await connect(db, "a@example.com", "ext-1")
     [row_id] = await record(db, user_id, event("a-1", "retry"))

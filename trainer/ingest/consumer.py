@@ -54,6 +54,7 @@ class AsyncConsumer:
         self._woken = asyncio.Event()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.delivery = DeliveryLoop(context)
+        context.stopping = self.stopping.is_set  # jobs stop chaining an account's rows once stopping
 
     def stop(self, *, graceful: bool = True) -> None:
         """Stop taking tasks; unless `graceful`, also cancel the running ones (call on this loop)."""

@@ -59,6 +59,7 @@ class Context:
     cipher: TokenCipher
     ring: Callable[[Sequence[str]], Awaitable[None]]
     ring_later: Callable[[str, float], Awaitable[None]]
+    stopping: Callable[[], bool] = field(default=lambda: False)  # the worker is stopping: no chaining
 
 
 @dataclass
@@ -87,12 +88,41 @@ class Changes:
         }
 
 
-async def process_row(ctx: Context, row_id: str) -> str:
-    """Claim and process one inbox row. Returns the state it ended in, or "skipped" when the row
-    was not claimable (done already, claimed elsewhere, not due, or its account is busy)."""
-    row = await inbox.claim(ctx.db, row_id, inbox.new_claim_token())
-    if row is None:
-        return "skipped"
+async def process_row(ctx: Context, row_id: str, *, chain: int = 1) -> str:
+    """Claim and process one inbox row, then up to `chain - 1` of its account's next due rows in
+    turn; ring the account's next row when the chain ends with one still due. Returns the state
+    the first row ended in, or "skipped" when it was not claimable (done already, claimed
+    elsewhere, not due, or its account is busy).
+
+    A queued job chains (QUEUE_CHAIN): an account's backlog (a vendor catching up, a burst of
+    uploads) is then worked through by the worker that holds it, instead of every event going out
+    to the queue and back: a ring, a dequeue and a claim turned away while the account was busy.
+    The chain is bounded so one account's backlog cannot hold a slot for long, and it stops while
+    the worker stops (`Context.stopping`): the next row is rung for whoever runs next.
+    """
+    first: str | None = None
+    for left in range(chain - 1, -1, -1):
+        row = await inbox.claim(ctx.db, row_id, inbox.new_claim_token())
+        if row is None:
+            break
+        following: str | None = None
+        go_on = False
+        try:
+            state = await _process_claimed_row(ctx, row)
+            go_on = left > 0 and not ctx.stopping()
+        finally:
+            following = await _next_due(ctx, row)
+            if following is not None and not go_on:
+                await _ring(ctx, row, following)
+        first = first or state
+        if following is None or not go_on:
+            break
+        row_id = following
+    return first or "skipped"
+
+
+async def _process_claimed_row(ctx: Context, row: InboxRow) -> str:
+    """Run the pipeline on a claimed row; every failure ends in the row's next state."""
     try:
         return await asyncio.wait_for(_process_claimed(ctx, row), timeout=ctx.settings.ingest_lease_s * 0.8)
     except RetryLater as exc:
@@ -109,8 +139,6 @@ async def process_row(ctx: Context, row_id: str) -> str:
     except Exception as exc:  # a plugin's bug: keep the worker alive, keep the event for a fixed plugin
         log.exception("inbox %s: unexpected error in plugin %s", row.id, row.plugin)
         return await _retry(ctx, row, f"{type(exc).__name__}: {exc}", None)
-    finally:
-        await _ring_next(ctx, row)
 
 
 async def _process_claimed(ctx: Context, row: InboxRow) -> str:
@@ -240,11 +268,17 @@ async def _dead_letter(ctx: Context, row: InboxRow, error: str) -> str:
     return "failed"
 
 
-async def _ring_next(ctx: Context, row: InboxRow) -> None:
-    """The account is free again: ring its next due event (it may have been turned away meanwhile)."""
+async def _next_due(ctx: Context, row: InboxRow) -> str | None:
+    """The account is free again: its next due event, if any (it may have been turned away meanwhile)."""
     try:
-        following = await inbox.next_for_account(ctx.db, row.user_id, row.plugin)
-        if following is not None:
-            await ctx.ring([following])
+        return await inbox.next_for_account(ctx.db, row.user_id, row.plugin)
+    except Exception:  # the sweeper rings it later; never mask the real outcome
+        log.warning("inbox %s: could not look up the account's next event", row.id, exc_info=True)
+        return None
+
+
+async def _ring(ctx: Context, row: InboxRow, following: str) -> None:
+    try:
+        await ctx.ring([following])
     except Exception:  # the sweeper rings it later; never mask the real outcome
         log.warning("inbox %s: could not ring the account's next event", row.id, exc_info=True)

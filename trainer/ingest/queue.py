@@ -86,10 +86,15 @@ RING_BATCH = 100
 """Row ids per doorbell task: a webhook batch rings once, not once per event."""
 
 
+QUEUE_CHAIN = 10
+"""Rows of one account a queued job works through in turn before it rings the next one instead
+(pipeline.process_row): a backlog skips the queue, and no slot is held by one account for long."""
+
+
 def _process(*row_ids: str) -> list[Job]:
-    """The task of inbox rows rung together: a job per row (claim it, run the pipeline), which the
-    consumer runs concurrently like jobs of separate tasks."""
-    return [functools.partial(pipeline.process_row, row_id=row_id) for row_id in row_ids]
+    """The task of inbox rows rung together: a job per row (claim it, run the pipeline, go on with
+    the account's next rows), which the consumer runs concurrently like jobs of separate tasks."""
+    return [functools.partial(pipeline.process_row, row_id=row_id, chain=QUEUE_CHAIN) for row_id in row_ids]
 
 
 class IngestQueue:

@@ -30,6 +30,7 @@ class CountingDatabase:
     def __init__(self, db: Database) -> None:
         self._db = db
         self.transactions = 0
+        self.in_flight = self.most_in_flight = 0
 
     def transaction(self) -> Any:
         self.transactions += 1
@@ -41,7 +42,12 @@ class CountingDatabase:
 
     async def execute(self, sql: str, *args: Any) -> Any:
         self.transactions += 1
-        return await self._db.execute(sql, *args)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._db.execute(sql, *args)
+        finally:
+            self.in_flight -= 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
@@ -61,6 +67,7 @@ async def test_concurrent_requests_share_commits(db: Database) -> None:
     assert all(len(ids) == 1 for ids in results)
     assert len({ids[0] for ids in results}) == 50
     assert counting.transactions < 50  # requests that waited together committed together
+    assert counting.most_in_flight == 1  # one batch at a time, the next gathering meanwhile
     assert sorted(i for ring in rung for i in ring) == sorted(ids[0] for ids in results)
     assert len(await inbox.list_rows(db, limit=100)) == 50
 

@@ -60,9 +60,6 @@ class Database(Queries):
     """A connection pool to one database."""
 
     url: str
-    concurrent_writes: int = 1
-    """How many writing transactions are worth running at once: SQLite has one writer, so more
-    only queue; PostgreSQL commits them in parallel (and shares their WAL flushes)."""
 
     @abstractmethod
     async def open(self) -> None: ...

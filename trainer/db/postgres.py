@@ -81,8 +81,6 @@ class PostgresDatabase(Database):
         self.url = url
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        # Half the pool at most: readers and other writers keep connections.
-        self.concurrent_writes = max(1, pool_size // 2)
 
     async def open(self) -> None:
         try:

@@ -12,12 +12,12 @@ commit's cost is mostly per statement and per page it touches, not per row.
 Then it rings the queue for the batch in the background (the answer never waits for the doorbell),
 at most every RING_INTERVAL_S: under load one ring carries the rows of many batches.
 
-On PostgreSQL, where commits run in parallel and share their WAL flushes, a second batch may be
-written while the first waits for its flush (`Database.concurrent_writes`, at most MAX_WRITERS).
-More writers than that split the same arrivals into smaller batches, and the database's CPU per
-row rises steeply as batches shrink (PG16 here: about 60 us a row in batches of 16, 100 to 200 in
-batches of 4): on a small machine, CPU is the limit before flush latency is. SQLite has one
-writer, so there one batch is written at a time.
+One batch is written at a time, on either database; requests arriving meanwhile make the next
+batch. SQLite has one writer anyway. PostgreSQL could commit batches in parallel, but on a small
+machine its CPU, not its flush latency, is the limit, and parallel writers split the same arrivals
+into smaller batches: with two writers instead of one, batches halved (about 8 events instead of
+16 at 32 concurrent senders), the server's CPU per request rose by a tenth and requests/s fell by
+about 10-15 % in alternating runs (2026-11-27).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from trainer.plugins import NewEvent
 
 log = logging.getLogger("trainer.ingest")
 
-MAX_WRITERS = 2
 GATHER_STEPS = 2
 RING_INTERVAL_S = 0.02
 
@@ -50,8 +49,7 @@ class GroupCommitter:
         self.db = db
         self.doorbell = doorbell
         self._waiting: list[_Waiting] = []
-        self._writers: set[asyncio.Task[None]] = set()
-        self._max_writers = max(1, min(MAX_WRITERS, db.concurrent_writes))
+        self._writer: asyncio.Task[None] | None = None
         self._to_ring: list[str] = []
         self._ringer: asyncio.Task[None] | None = None
         self._last_ring = float("-inf")
@@ -67,8 +65,8 @@ class GroupCommitter:
             inbox.check_event(event)
         done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(plugin, events, done))
-        if len(self._writers) < self._max_writers:
-            self._writers.add(asyncio.create_task(self._write()))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
         return await done  # a cancelled request cancels only its own future; its batch still commits
 
     async def _write(self) -> None:
@@ -76,9 +74,9 @@ class GroupCommitter:
             await self._write_while_waiting()
         finally:
             # In the same step as the last look at the waiting list: a request arriving from now on
-            # sees one writer fewer and starts its own (a done-callback would run a step later and
-            # leave that request waiting for a writer that has already left).
-            self._writers.discard(asyncio.current_task())  # type: ignore[arg-type]
+            # sees no writer and starts one (a done-callback would run a step later and leave that
+            # request waiting for a writer that has already left).
+            self._writer = None
 
     async def _write_while_waiting(self) -> None:
         while self._waiting:
@@ -146,6 +144,6 @@ class GroupCommitter:
 
     async def close(self) -> None:
         """Finish the commit in progress and the rings already started."""
-        pending = [t for t in (*self._writers, self._ringer) if t is not None and not t.done()]
+        pending = [t for t in (self._writer, self._ringer) if t is not None and not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=10)

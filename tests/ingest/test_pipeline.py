@@ -125,7 +125,10 @@ async def test_a_job_works_through_the_accounts_backlog(context: Context, db: Da
     user_id = await connect(db, "a@example.com", "ext-1")
     ids = await record(db, user_id, *(event(f"a-{n}", ago_s=100 - n) for n in range(5)))
     before = queue.pending()
-    assert await process_row(context, ids[0], chain=3) == "done"
+    processed: list[None] = []
+    chained = replace(context, on_processed=lambda: processed.append(None))
+    assert await process_row(chained, ids[0], chain=3) == "done"
+    assert len(processed) == 3  # notifications of each event are sent without waiting for the chain
     states = [(await inbox.get(db, row_id)).state for row_id in ids]
     assert states == ["done", "done", "done", "pending", "pending"]  # oldest first, three in all
     assert queue.pending() == before + 1  # the chain ended with one due: rung for whoever runs next

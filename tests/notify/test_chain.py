@@ -214,7 +214,7 @@ async def test_a_bug_in_notifications_never_holds_an_activity_back(
 
 async def test_a_running_consumer_pushes_after_processing_without_being_asked(chain: Chain, expo: FakeExpo):
     """What `trainer serve` / `trainer worker` do: the consumer processes the event, then its delivery
-    loop (nudged by the finished task) sends the push — no explicit delivery call."""
+    loop (nudged by the pipeline once the event is processed) sends the push — no explicit delivery call."""
     await chain.user("alice@example.com", "1001", ALICE_TOKEN)
     await chain.webhook("1001", 555, time.time() - 3600)
     chain.context.plugins.plugins["expo"] = chain.notifiers.plugins["expo"]

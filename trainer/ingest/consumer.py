@@ -55,6 +55,7 @@ class AsyncConsumer:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.delivery = DeliveryLoop(context)
         context.stopping = self.stopping.is_set  # jobs stop chaining an account's rows once stopping
+        context.on_processed = self.delivery.nudge  # a processed event may have queued a notification
 
     def stop(self, *, graceful: bool = True) -> None:
         """Stop taking tasks; unless `graceful`, also cancel the running ones (call on this loop)."""
@@ -133,7 +134,6 @@ class AsyncConsumer:
         log.info("Executing %s", task)  # as Huey's own consumer logs it
         try:
             await job(self.context)
-            self.delivery.nudge()  # a processed event may have queued a notification: send it now
         except asyncio.CancelledError:
             raise
         except Exception:  # the pipeline handles its own failures; this is a bug, not an event's fault

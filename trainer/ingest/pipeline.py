@@ -60,6 +60,8 @@ class Context:
     ring: Callable[[Sequence[str]], Awaitable[None]]
     ring_later: Callable[[str, float], Awaitable[None]]
     stopping: Callable[[], bool] = field(default=lambda: False)  # the worker is stopping: no chaining
+    # After each row processed: it may have queued a notification (the consumer sends them soon).
+    on_processed: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass
@@ -109,6 +111,7 @@ async def process_row(ctx: Context, row_id: str, *, chain: int = 1) -> str:
         go_on = False
         try:
             state = await _process_claimed_row(ctx, row)
+            ctx.on_processed()
             go_on = left > 0 and not ctx.stopping()
         finally:
             following = await _next_due(ctx, row)

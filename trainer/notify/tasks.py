@@ -3,8 +3,9 @@
 Two ways in, both ending in `deliver_due` on the consumer's own loop, database pool and plugins:
 
     DeliveryLoop   one per consumer: a run every `period_s` (deferred and retried messages come
-                   due without anyone asking) and a run soon after `nudge()` (the consumer nudges
-                   when a job finished, so a processed activity's push goes out within moments).
+                   due without anyone asking) and a run soon after `nudge()` (the pipeline nudges
+                   after each event it processed, so a processed activity's push goes out within
+                   moments).
                    Runs never overlap within a consumer, and nudges during a run coalesce into one.
     NotifyTasks    the `notify_deliver` Huey task, for processes without a consumer (the API server
                    after a commit that enqueued messages): its job is one delivery run.

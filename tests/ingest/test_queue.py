@@ -100,6 +100,42 @@ async def test_sqlite_queue_file_with_retries_through_the_schedule(tmp_path: Pat
     assert await activity_count(db) == 6
 
 
+async def test_the_sqlite_doorbell_rings_in_place_and_waits_on_a_thread_only_when_locked(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A free queue file is written on the caller's thread; while another connection (a worker
+    dequeuing) holds its write lock, the ring waits for it on a thread, and nothing is lost."""
+    import sqlite3
+
+    from trainer.ingest import queue as queue_module
+
+    queue = IngestQueue(make_settings(tmp_path, db_url))
+    woken: list[None] = []
+    queue.listen(lambda: woken.append(None))
+    hops: list[Any] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counted(func: Any, *args: Any) -> Any:
+        hops.append(func)
+        return await real_to_thread(func, *args)
+
+    monkeypatch.setattr(queue_module.asyncio, "to_thread", counted)
+    await queue.ring(["row-1", "row-2"])
+    assert hops == [] and queue.pending() == 2 and len(woken) == 1
+
+    other = sqlite3.connect(tmp_path / "data" / "queue.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        ringing = asyncio.create_task(queue.ring(["row-3"]))
+        await asyncio.sleep(0.2)
+        assert not ringing.done() and len(hops) == 1  # waiting for the lock, off the loop
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    await asyncio.wait_for(ringing, 10)
+    assert queue.pending() == 3 and len(woken) == 2
+
+
 @pytest.fixture
 def redis_queue_name() -> Any:
     """A queue name (Redis key prefix) of this test only; its keys are deleted afterwards."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -45,8 +46,16 @@ Job = Callable[[pipeline.Context], Awaitable[Any]]
 
 
 class _DoorbellSqliteStorage(SqliteStorage):
-    """Huey's SQLite storage in WAL mode with synchronous=NORMAL (see the module docstring), and a
-    batch enqueue: one transaction for all the rows of a webhook batch."""
+    """Huey's SQLite storage in WAL mode with synchronous=NORMAL (see the module docstring), with a
+    batch enqueue (one transaction for all the rows of a webhook batch) that can also be tried
+    without waiting, on the caller's own thread."""
+
+    _ENQUEUE = "insert into task (queue, data, priority) values (?, ?, 0)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._nowait: sqlite3.Connection | None = None
+        self._nowait_lock = threading.Lock()
 
     def _create_connection(self) -> Any:
         conn = super()._create_connection()
@@ -55,10 +64,37 @@ class _DoorbellSqliteStorage(SqliteStorage):
 
     def enqueue_many(self, messages: Sequence[bytes]) -> None:
         with self.db(commit=True) as cursor:
-            cursor.executemany(
-                "insert into task (queue, data, priority) values (?, ?, 0)",
-                [(self.name, self.to_blob(m)) for m in messages],
-            )
+            cursor.executemany(self._ENQUEUE, [(self.name, self.to_blob(m)) for m in messages])
+
+    def try_enqueue_many(self, messages: Sequence[bytes]) -> bool:
+        """enqueue_many if it needs no wait, else False and nothing written: another process (a
+        worker dequeuing) or thread holds the queue's write lock, and the caller waits on a thread.
+
+        A connection of its own with a busy timeout of 0: the storage's shared connection waits up
+        to its timeout for a lock, behind a lock of its own that other threads hold meanwhile.
+        """
+        if not self._nowait_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._nowait is None:
+                self._nowait = sqlite3.connect(self.filename, timeout=0, isolation_level=None, check_same_thread=False)
+                self._nowait.execute("pragma synchronous=1")
+            conn = self._nowait
+            try:
+                conn.execute(self.begin_sql)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return False
+                raise
+            try:
+                conn.executemany(self._ENQUEUE, [(self.name, self.to_blob(m)) for m in messages])
+                conn.execute("commit")
+            except BaseException:
+                conn.rollback()
+                raise
+            return True
+        finally:
+            self._nowait_lock.release()
 
 
 def make_huey(settings: Settings, *, name: str = QUEUE_NAME) -> Huey:
@@ -108,15 +144,19 @@ class IngestQueue:
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
-    def ring_now(self, row_ids: Sequence[str]) -> None:
-        """Enqueue the rows, RING_BATCH to a task, in one storage round trip where the storage
-        allows (blocking). A task per row would cost a task id, a pickle and a queue row per event."""
-        if not row_ids:
-            return
-        messages = [
+    def _messages(self, row_ids: Sequence[str]) -> list[bytes]:
+        """The rows' tasks, RING_BATCH rows to a task: a task per row would cost a task id, a
+        pickle and a queue row per event."""
+        return [
             self.huey.serialize_task(self._process.s(*row_ids[n : n + RING_BATCH]))
             for n in range(0, len(row_ids), RING_BATCH)
         ]
+
+    def ring_now(self, row_ids: Sequence[str]) -> None:
+        """Enqueue the rows in one storage round trip where the storage allows (blocking)."""
+        if not row_ids:
+            return
+        messages = self._messages(row_ids)
         storage = self.huey.storage
         if isinstance(storage, _DoorbellSqliteStorage):
             storage.enqueue_many(messages)
@@ -128,9 +168,18 @@ class IngestQueue:
         self._wake()
 
     async def ring(self, row_ids: Sequence[str]) -> None:
-        """The doorbell for async code: the blocking enqueue runs in a thread."""
-        if row_ids:
-            await asyncio.to_thread(self.ring_now, list(row_ids))
+        """The doorbell for async code. The SQLite queue is written on the loop's thread when its
+        lock is free (a local write of a few rows: less than the thread hop, whose GIL handoffs
+        slowed the server's webhook answers by a few per cent); otherwise, and for Redis (a
+        network round trip), the blocking enqueue runs in a thread."""
+        if not row_ids:
+            return
+        ids = list(row_ids)
+        storage = self.huey.storage
+        if isinstance(storage, _DoorbellSqliteStorage) and storage.try_enqueue_many(self._messages(ids)):
+            self._wake()
+            return
+        await asyncio.to_thread(self.ring_now, ids)
 
     def ring_later_now(self, row_id: str, delay_s: float) -> None:
         """Enqueue a task that waits in Huey's schedule until the row's retry is due (blocking)."""

@@ -212,48 +212,57 @@ async def test_expired_token_is_refreshed_and_the_request_retried(
     assert old.refresh_token not in fake_strava.refresh  # rotated: the old refresh token is dead
 
 
+def mid_quarter_hour() -> Any:
+    """The clock stopped half-way through the current quarter hour, Strava's short window: a window
+    that reset between two calls of a test (a run that straddles 10:00:00) would let the second
+    one through."""
+    return clock.frozen((int(clock.now_s()) // 900) * 900 + 450.0)
+
+
 async def test_a_429_means_retry_when_the_window_resets(
     registry: Registry, fake_strava: FakeStrava, athlete: tuple[int, Account], db: Database
 ) -> None:
     athlete_id, account = athlete
-    activity = fake_strava.add_activity(athlete_id)
-    fake_strava.fail_next(429, {"message": "Rate Limit Exceeded"}, {"X-RateLimit-Usage": "201,900"})
-    with pytest.raises(RetryLater) as caught:
-        await registry.get("strava").process(event("activity", activity["id"], account), account)
-    now = clock.now_s()
-    quarter = (int(now) // 900 + 1) * 900
-    assert caught.value.retry_after == pytest.approx(quarter - now, abs=2)
+    with mid_quarter_hour():
+        activity = fake_strava.add_activity(athlete_id)
+        fake_strava.fail_next(429, {"message": "Rate Limit Exceeded"}, {"X-RateLimit-Usage": "201,900"})
+        with pytest.raises(RetryLater) as caught:
+            await registry.get("strava").process(event("activity", activity["id"], account), account)
+        now = clock.now_s()
+        quarter = (int(now) // 900 + 1) * 900
+        assert caught.value.retry_after == pytest.approx(quarter - now, abs=2)
 
-    # Known now, for every process: no request is sent until the window resets.
-    sent = len(fake_strava.api_requests())
-    with pytest.raises(RetryLater) as caught:
-        await registry.get("strava").process(event("activity", activity["id"], account), account)
-    assert len(fake_strava.api_requests()) == sent
-    assert caught.value.retry_after == pytest.approx(quarter - clock.now_s(), abs=2)
+        # Known now, for every process: no request is sent until the window resets.
+        sent = len(fake_strava.api_requests())
+        with pytest.raises(RetryLater) as caught:
+            await registry.get("strava").process(event("activity", activity["id"], account), account)
+        assert len(fake_strava.api_requests()) == sent
+        assert caught.value.retry_after == pytest.approx(quarter - clock.now_s(), abs=2)
 
-    await db.execute("DELETE FROM plugin_rate_windows")  # a new quarter hour, but the day is used up
-    fake_strava.fail_next(429, {"message": "Rate Limit Exceeded"}, {"X-RateLimit-Usage": "12,2001"})
-    with pytest.raises(RetryLater) as caught:
-        await registry.get("strava").process(event("activity", activity["id"], account), account)
-    midnight = (int(clock.now_s()) // 86_400 + 1) * 86_400
-    assert caught.value.retry_after == pytest.approx(midnight - clock.now_s(), abs=2)
+        await db.execute("DELETE FROM plugin_rate_windows")  # a new quarter hour, but the day is used up
+        fake_strava.fail_next(429, {"message": "Rate Limit Exceeded"}, {"X-RateLimit-Usage": "12,2001"})
+        with pytest.raises(RetryLater) as caught:
+            await registry.get("strava").process(event("activity", activity["id"], account), account)
+        midnight = (int(clock.now_s()) // 86_400 + 1) * 86_400
+        assert caught.value.retry_after == pytest.approx(midnight - clock.now_s(), abs=2)
 
 
 async def test_near_the_limit_no_request_is_sent(
     registry: Registry, fake_strava: FakeStrava, athlete: tuple[int, Account]
 ) -> None:
     athlete_id, account = athlete
-    activity = fake_strava.add_activity(athlete_id)
-    fake_strava.usage.limit = (200, 2000)
-    fake_strava.usage.count(read=True)
-    fake_strava.usage.short = 188  # the next answers report 189 and 190 of 200
-    plugin = registry.get("strava")
-    await plugin.process(event("activity", activity["id"], account), account)  # 2 requests: detail + streams
-    sent = len(fake_strava.api_requests())
-    with pytest.raises(RetryLater) as caught:  # 95 % of 200 used (headroom 5 %): wait for the next window
-        await plugin.process(event("activity", activity["id"], account), account)
-    assert len(fake_strava.api_requests()) == sent
-    assert 0 < caught.value.retry_after <= 900
+    with mid_quarter_hour():
+        activity = fake_strava.add_activity(athlete_id)
+        fake_strava.usage.limit = (200, 2000)
+        fake_strava.usage.count(read=True)
+        fake_strava.usage.short = 188  # the next answers report 189 and 190 of 200
+        plugin = registry.get("strava")
+        await plugin.process(event("activity", activity["id"], account), account)  # 2 requests: detail + streams
+        sent = len(fake_strava.api_requests())
+        with pytest.raises(RetryLater) as caught:  # 95 % of 200 used (headroom 5 %): wait for the next window
+            await plugin.process(event("activity", activity["id"], account), account)
+        assert len(fake_strava.api_requests()) == sent
+        assert 0 < caught.value.retry_after <= 900
 
 
 async def test_server_errors_are_transient(

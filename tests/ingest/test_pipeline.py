@@ -154,6 +154,35 @@ async def test_a_chain_goes_on_past_an_event_that_waits_for_its_retry(context: C
     assert (await inbox.get(db, second)).state == "done"  # as a ring would have had it processed
 
 
+async def test_a_failed_analysis_keeps_the_data_and_the_retry_recomputes_from_its_day(
+    context: Context, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainer.ingest import pipeline
+
+    user_id = await connect(db, "a@example.com", "ext-1")
+    [row_id] = await record(db, user_id, event("a-1"))
+    days: list[dt.date] = []
+    recompute_in = pipeline.recompute_in
+
+    async def broken_once(tx: Any, user: str, day: dt.date) -> Any:
+        days.append(day)
+        if len(days) == 1:
+            raise RuntimeError("a bug in the analysis")
+        return await recompute_in(tx, user, day)
+
+    monkeypatch.setattr(pipeline, "recompute_in", broken_once)
+    assert await process_row(context, row_id) == "pending"  # retried later
+    assert await activity_count(db, user_id) == 1  # stored without its analysis
+    assert (await inbox.get(db, row_id)).result["from_day"]
+    assert await db.fetchval("SELECT count(*) FROM daily_state WHERE user_id = $1", user_id) == 0
+
+    await make_due(db, row_id)
+    assert await process_row(context, row_id) == "done"  # the vendor's answer shows no change now...
+    assert days[1] == days[0]  # ...and the retry recomputes from the day the first attempt stored
+    assert await db.fetchval("SELECT count(*) FROM daily_state WHERE user_id = $1", user_id) >= 1
+    assert await activity_count(db, user_id) == 1
+
+
 async def test_transient_failures_back_off_with_jitter(context: Context, db: Database, queue: IngestQueue) -> None:
     user_id = await connect(db, "a@example.com", "ext-1")
     [row_id] = await record(db, user_id, event("a-1", "retry"))

@@ -309,8 +309,9 @@ async def next_for_account(db: Queries, user_id: str, plugin: str) -> str | None
 
 
 async def mark_applied(tx: Transaction, row: InboxRow, result: dict[str, Any]) -> None:
-    """Inside the transaction that applied a row's results: check the claim still holds (else roll
-    back) and remember what changed, so a retry after a later failure still knows it."""
+    """Inside a transaction that stored a row's results without completing it (its analysis
+    failed): check the claim still holds (else roll back) and remember what changed, so the retry
+    still knows it."""
     changed = await tx.execute(
         "UPDATE inbox SET result = $3 WHERE id = $1 AND state = 'processing' AND locked_by = $2",
         row.id,
@@ -321,20 +322,29 @@ async def mark_applied(tx: Transaction, row: InboxRow, result: dict[str, Any]) -
         raise LostClaim("the inbox row was reclaimed while it was being processed")
 
 
-async def finish(tx: Transaction, row: InboxRow, state: Literal["done", "ignored"], *, note: str | None = None) -> None:
+async def finish(
+    tx: Transaction,
+    row: InboxRow,
+    state: Literal["done", "ignored"],
+    *,
+    note: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
     """Close a claimed row inside the transaction that completes its processing (both commit or neither).
 
-    `note` says why a row is ignored; a done row keeps the error of an earlier failed attempt, if any.
+    `note` says why a row is ignored, `result` what processing changed; a done row keeps the error
+    of an earlier failed attempt, if any.
     """
     changed = await tx.execute(
         """UPDATE inbox SET state = $3, last_error = COALESCE($4, last_error), finished_at = $5,
-                            locked_at = NULL, locked_by = NULL
+                            result = COALESCE($6, result), locked_at = NULL, locked_by = NULL
            WHERE id = $1 AND state = 'processing' AND locked_by = $2""",
         row.id,
         row.locked_by,
         state,
         note,
         clock.now_ms(),
+        result,
     )
     if not changed:
         raise LostClaim("the inbox row was reclaimed while it was being processed")

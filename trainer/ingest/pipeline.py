@@ -1,15 +1,16 @@
 """The processing pipeline: one inbox event from its row to stored, analysed data.
 
     claim row -> load account -> plugin.process (vendor fetch, outside any transaction)
-      -> persist new tokens -> compute training loads -> apply results in one transaction
-      -> recompute the user's daily state from the earliest changed day, mark done and run the
-         notification hook, in one transaction
+      -> persist new tokens -> compute training loads -> in one transaction: apply the results,
+         recompute the user's daily state from the earliest changed day, mark done, run the
+         notification hook
 
 Every write is an upsert keyed by (source, external id), so a run repeated after a crash, a lost
-claim or a retry stores the same thing once. The claim is re-checked in the transactions that
-write (a worker that outlived its lease rolls back instead of racing its successor), and what was
-applied is remembered on the row, so a retry after a failed recompute still recomputes from the
-right day even when the vendor's answer no longer shows a change.
+claim or a retry stores the same thing once. The claim is re-checked in the transaction that
+writes (a worker that outlived its lease rolls back instead of racing its successor). When the
+analysis fails, the data is stored without it and what was applied is remembered on the row, so
+the retry still recomputes from the right day even when the vendor's answer no longer shows a
+change.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from trainer.activity_load import load_for
 from trainer.config import Settings
-from trainer.db import Database
+from trainer.db import Database, Transaction
 from trainer.engine.recompute import first_affected_day, recompute_in
 from trainer.errors import TrainerError
 from trainer.ingest import hooks, inbox
@@ -157,8 +158,7 @@ async def _process_claimed(ctx: Context, row: InboxRow) -> str:
     results = await source.process(row.to_event(), account)
     await persist_tokens(ctx, account, results)
     loads = compute_loads(user_settings, results)
-    changes = await apply_results(ctx, row, results, loads)
-    await complete(ctx, row, changes)
+    await store_and_complete(ctx, row, results, loads)
     return "done"
 
 
@@ -183,53 +183,79 @@ def compute_loads(user_settings: dict[str, Any], results: Sequence[SourceResult]
     return [load_for(settings, r.imported) for r in upserts]
 
 
-async def apply_results(ctx: Context, row: InboxRow, results: Sequence[SourceResult], loads: list[Any]) -> Changes:
-    """Store everything the plugin returned in one transaction, together with the claim check."""
+async def store_and_complete(ctx: Context, row: InboxRow, results: Sequence[SourceResult], loads: list[Any]) -> None:
+    """Store what the plugin returned, recompute the user's daily state from the earliest changed
+    day, mark the row done and run the extension hook: one transaction, one commit per event.
+
+    If that fails for any reason but a lost claim (a bug in the analysis or the hook, the database
+    mid-way), the data is stored on its own, with the day it changed remembered on the row, before
+    the error goes on to the retry: an activity is never held back by its analysis, and the retry
+    recomputes from the right day even when the vendor's answer no longer shows a change.
+    """
+    try:
+        async with ctx.db.transaction() as tx:
+            changes = await apply_results(tx, row, results, loads)
+            await complete(tx, row, changes)
+    except inbox.LostClaim:
+        raise
+    except Exception:
+        await _store_alone(ctx, row, results, loads)
+        raise
+
+
+async def _store_alone(ctx: Context, row: InboxRow, results: Sequence[SourceResult], loads: list[Any]) -> None:
+    try:
+        async with ctx.db.transaction() as tx:
+            changes = await apply_results(tx, row, results, loads)
+            await inbox.mark_applied(tx, row, changes.as_result())
+    except Exception:  # the original error is the one to report and retry on
+        log.warning("inbox %s: storing the data without its analysis failed too", row.id, exc_info=True)
+
+
+async def apply_results(tx: Transaction, row: InboxRow, results: Sequence[SourceResult], loads: list[Any]) -> Changes:
+    """Store everything the plugin returned; returns what changed (from the day a failed earlier
+    attempt stored, if any)."""
     changes = Changes()
     previous = (row.result or {}).get("from_day")
     if previous:
         changes.touch(dt.date.fromisoformat(previous))
     pending_loads = iter(loads)
-    async with ctx.db.transaction() as tx:
-        for result in results:
-            if isinstance(result, UpsertActivity):
-                saved = await activities.save_imported(tx, row.user_id, result.imported, load=next(pending_loads))
-                if saved.created:
-                    changes.created.append(saved.activity_id)
-                elif saved.changed:
-                    changes.updated.append(saved.activity_id)
-                if saved.created or saved.changed:
-                    changes.touch(saved.day)
-            elif isinstance(result, DeleteActivity):
-                day = await activities.delete_by_external(tx, row.user_id, result.source, result.external_id)
-                if day is not None:
-                    changes.deleted += 1
-                    changes.touch(day)
-            elif isinstance(result, UpsertDaily):
-                day = await daily.save_daily_summary(tx, row.user_id, result.summary)
-                changes.dailies.append(day)
+    for result in results:
+        if isinstance(result, UpsertActivity):
+            saved = await activities.save_imported(tx, row.user_id, result.imported, load=next(pending_loads))
+            if saved.created:
+                changes.created.append(saved.activity_id)
+            elif saved.changed:
+                changes.updated.append(saved.activity_id)
+            if saved.created or saved.changed:
+                changes.touch(saved.day)
+        elif isinstance(result, DeleteActivity):
+            day = await activities.delete_by_external(tx, row.user_id, result.source, result.external_id)
+            if day is not None:
+                changes.deleted += 1
                 changes.touch(day)
-            elif isinstance(result, Disconnect):
-                changes.disconnected = await accounts.delete(tx, row.user_id, row.plugin)
-                if result.delete_data:
-                    days = await activities.delete_all_from_source(tx, row.user_id, row.plugin)
-                    changes.deleted += len(days)
-                    for day in days:
-                        changes.touch(day)
-        await inbox.mark_applied(tx, row, changes.as_result())
+        elif isinstance(result, UpsertDaily):
+            day = await daily.save_daily_summary(tx, row.user_id, result.summary)
+            changes.dailies.append(day)
+            changes.touch(day)
+        elif isinstance(result, Disconnect):
+            changes.disconnected = await accounts.delete(tx, row.user_id, row.plugin)
+            if result.delete_data:
+                days = await activities.delete_all_from_source(tx, row.user_id, row.plugin)
+                changes.deleted += len(days)
+                for day in days:
+                    changes.touch(day)
     return changes
 
 
-async def complete(ctx: Context, row: InboxRow, changes: Changes) -> None:
-    """Recompute the user's daily state (when anything changed), mark the row done and run the
-    extension hook, atomically: one commit instead of two per event, and a failed recompute leaves
-    the row claimed with its `from_day` applied, so the retry recomputes from the right day."""
-    async with ctx.db.transaction() as tx:
-        recomputed = None
-        if changes.from_day is not None:
-            recomputed = await recompute_in(tx, row.user_id, first_affected_day(changes.from_day))
-        await inbox.finish(tx, row, "done")
-        await hooks.on_activity_processed(tx, _processed_event(row, changes, recomputed))
+async def complete(tx: Transaction, row: InboxRow, changes: Changes) -> None:
+    """Recompute the user's daily state (when anything changed), mark the row done with what
+    changed (the claim check: a worker that outlived its lease rolls back) and run the hook."""
+    recomputed = None
+    if changes.from_day is not None:
+        recomputed = await recompute_in(tx, row.user_id, first_affected_day(changes.from_day))
+    await inbox.finish(tx, row, "done", result=changes.as_result())
+    await hooks.on_activity_processed(tx, _processed_event(row, changes, recomputed))
 
 
 def _processed_event(row: InboxRow, changes: Changes, recomputed: Any) -> hooks.ProcessedEvent:

@@ -125,9 +125,10 @@ def _write_begun(begin: str, work: Callable[[sqlite3.Connection], Any], conn: sq
     return work(conn)
 
 
-def _begin_now(conn: sqlite3.Connection, begin: str) -> bool:
+def begin_now(conn: sqlite3.Connection, begin: str) -> bool:
     """BEGIN without waiting for another connection's write lock: False (nothing begun) when it is
-    held, so the caller can wait for it on the connection's thread instead of the event loop's."""
+    held, so the caller can wait for it on a thread instead of the event loop's (also used by the
+    SQLite queue's doorbell, trainer/ingest/queue.py)."""
     try:
         _control(conn, begin)
     except sqlite3.OperationalError as exc:
@@ -215,7 +216,7 @@ class SQLiteTransaction(Transaction):
         if begin is not None:
             if not self._inline:
                 return await self._conn.call(partial(_begun, begin, work))
-            if self._conn.idle and _begin_now(self._conn.connection, begin):
+            if self._conn.idle and begin_now(self._conn.connection, begin):
                 return work(self._conn.connection)
             return await self._conn.call(partial(_write_begun, begin, work))
         return await self._run(work)
@@ -335,7 +336,7 @@ class SQLiteDatabase(Database):
         self._refuse_nested()
         async with self._write_lock:
             writer = self.writer
-            if writer.idle and _begin_now(writer.connection, "BEGIN IMMEDIATE"):
+            if writer.idle and begin_now(writer.connection, "BEGIN IMMEDIATE"):
                 return _committed(work, writer.connection)
             return await writer.call(partial(_autocommit, work))
 

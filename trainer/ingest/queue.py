@@ -34,6 +34,7 @@ from huey import Huey, MemoryHuey, RedisHuey
 from huey.storage import RedisStorage, SqliteStorage
 
 from trainer.config import Settings
+from trainer.db.sqlite import begin_now
 from trainer.ingest import pipeline
 from trainer.notify.tasks import NotifyTasks
 
@@ -80,12 +81,8 @@ class _DoorbellSqliteStorage(SqliteStorage):
                 self._nowait = sqlite3.connect(self.filename, timeout=0, isolation_level=None, check_same_thread=False)
                 self._nowait.execute("pragma synchronous=1")
             conn = self._nowait
-            try:
-                conn.execute(self.begin_sql)
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                    return False
-                raise
+            if not begin_now(conn, self.begin_sql):
+                return False
             try:
                 conn.executemany(self._ENQUEUE, [(self.name, self.to_blob(m)) for m in messages])
                 conn.execute("commit")
@@ -154,9 +151,10 @@ class IngestQueue:
 
     def ring_now(self, row_ids: Sequence[str]) -> None:
         """Enqueue the rows in one storage round trip where the storage allows (blocking)."""
-        if not row_ids:
-            return
-        messages = self._messages(row_ids)
+        if row_ids:
+            self._enqueue(self._messages(row_ids))
+
+    def _enqueue(self, messages: list[bytes]) -> None:
         storage = self.huey.storage
         if isinstance(storage, _DoorbellSqliteStorage):
             storage.enqueue_many(messages)
@@ -174,12 +172,12 @@ class IngestQueue:
         network round trip), the blocking enqueue runs in a thread."""
         if not row_ids:
             return
-        ids = list(row_ids)
+        messages = self._messages(row_ids)
         storage = self.huey.storage
-        if isinstance(storage, _DoorbellSqliteStorage) and storage.try_enqueue_many(self._messages(ids)):
+        if isinstance(storage, _DoorbellSqliteStorage) and storage.try_enqueue_many(messages):
             self._wake()
             return
-        await asyncio.to_thread(self.ring_now, ids)
+        await asyncio.to_thread(self._enqueue, messages)
 
     def ring_later_now(self, row_id: str, delay_s: float) -> None:
         """Enqueue a task that waits in Huey's schedule until the row's retry is due (blocking)."""
